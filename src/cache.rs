@@ -1,0 +1,211 @@
+//! Per-backend state behind the claim functions: which token is current, and what its
+//! verification gave.
+//!
+//! A backend is one single-threaded process, so plain `thread_local!` `RefCell`s are safe.
+//! The hot path (every claim function, possibly once per row under RLS) compares two
+//! generation counters, re-checks `exp`/`nbf` against a coarse wall clock, and reads the
+//! cached claims: no setting lookup, no string comparison, no JSON parsing.
+//!
+//! What invalidates what:
+//! - [`settings::TOKEN_GENERATION`] (assign hooks on the token settings) → the current
+//!   token is resolved again (LRU lookup by SHA-256, verification on a miss);
+//! - [`trust::CONFIG_GENERATION`] (relcache invalidation of `oidc.issuers`) → the trust
+//!   configuration is reloaded and every cached verification dropped.
+//!
+//! Bounds: at most `oidc.cache_size` verified tokens (least recently used evicted).
+
+use crate::error::Error;
+use crate::{settings, trust};
+use oidc_authz_core::{
+    bearer_from_headers, fingerprint, parse_uuid, verify_token, TokenError, TrustConfig, Verified,
+};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+
+/// Where the current token came from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Setting,
+    Headers,
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Setting => "oidc.token",
+            Source::Headers => "request.headers",
+        }
+    }
+}
+
+/// A verified token and what is derived from it once.
+pub struct Entry {
+    pub verified: Verified,
+    /// `sub` parsed as a uuid, if it is one.
+    pub uid: Option<[u8; 16]>,
+}
+
+#[derive(Clone)]
+pub enum Current {
+    Anonymous,
+    Valid { entry: Rc<Entry>, source: Source },
+    Invalid { error: TokenError, source: Source },
+}
+
+struct State {
+    token_generation: u64,
+    config_generation: u64,
+    current: Option<Current>,
+    trust: Option<Rc<TrustConfig>>,
+    lru: Lru,
+}
+
+thread_local! {
+    static STATE: RefCell<State> = const { RefCell::new(State {
+        token_generation: 0,
+        config_generation: 0,
+        current: None,
+        trust: None,
+        lru: Lru::new(),
+    }) };
+}
+
+/// Seconds since the epoch from the coarse real-time clock (a few ns to read, a few ms
+/// behind at most): tokens carry whole seconds and a leeway of seconds.
+pub fn now() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes into the local timespec only.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    ts.tv_sec
+}
+
+/// Runs `f` on the current verified token; `Ok(None)` when there is no token (anonymous),
+/// an error when a token is present but invalid or no longer valid.
+#[inline]
+pub fn with_token<R>(f: impl FnOnce(&Entry) -> R) -> Result<Option<R>, Error> {
+    match current() {
+        Current::Anonymous => Ok(None),
+        Current::Valid { entry, .. } => {
+            entry.verified.check_time(now()).map_err(Error::Token)?;
+            Ok(Some(f(&entry)))
+        }
+        Current::Invalid { error, .. } => Err(Error::Token(error)),
+    }
+}
+
+/// The current token's state, resolved again only when a generation counter moved.
+pub fn current() -> Current {
+    let token_generation = settings::TOKEN_GENERATION.load(Ordering::Relaxed);
+    let config_generation = trust::CONFIG_GENERATION.load(Ordering::Relaxed);
+    let cached = STATE.with_borrow(|s| {
+        let fresh = s.token_generation == token_generation
+            && s.config_generation == config_generation
+            && settings::token_sources_watched();
+        if fresh {
+            s.current.clone()
+        } else {
+            None
+        }
+    });
+    if let Some(current) = cached {
+        return current;
+    }
+    let current = resolve(config_generation);
+    STATE.with_borrow_mut(|s| {
+        s.token_generation = token_generation;
+        s.current = Some(current.clone());
+    });
+    current
+}
+
+fn resolve(config_generation: u64) -> Current {
+    STATE.with_borrow_mut(|s| {
+        if s.config_generation != config_generation {
+            s.trust = None;
+            s.lru.clear();
+            s.config_generation = config_generation;
+        }
+    });
+    let (token, source) = match settings::token() {
+        Some(t) => (t, Source::Setting),
+        None => match settings::header_fallback()
+            .then(settings::request_headers)
+            .flatten()
+            .and_then(|h| bearer_from_headers(&h))
+        {
+            Some(t) => (t, Source::Headers),
+            None => return Current::Anonymous,
+        },
+    };
+    let key = fingerprint(&token);
+    if let Some(entry) = STATE.with_borrow_mut(|s| s.lru.get(&key)) {
+        return Current::Valid { entry, source };
+    }
+    // Loading runs SQL: no borrow of the state may be held across it.
+    let trust = match STATE.with_borrow(|s| s.trust.clone()) {
+        Some(t) => t,
+        None => {
+            let t = Rc::new(trust::load());
+            STATE.with_borrow_mut(|s| s.trust = Some(t.clone()));
+            t
+        }
+    };
+    match verify_token(&token, &trust, now(), settings::max_token_bytes()) {
+        Ok(verified) => {
+            let uid = verified.sub.as_deref().and_then(parse_uuid);
+            let entry = Rc::new(Entry { verified, uid });
+            STATE.with_borrow_mut(|s| s.lru.insert(key, entry.clone(), settings::cache_size()));
+            Current::Valid { entry, source }
+        }
+        Err(error) => Current::Invalid { error, source },
+    }
+}
+
+type Slot = (Rc<Entry>, u64);
+
+/// Verified tokens by fingerprint, least recently used evicted first. Eviction scans the
+/// map (O(size)), which happens only on a miss of a full cache, next to a signature check.
+struct Lru {
+    /// Entry and the tick of its last use; `None` until the first insert (a const start).
+    map: Option<HashMap<[u8; 32], Slot>>,
+    tick: u64,
+}
+
+impl Lru {
+    const fn new() -> Lru {
+        Lru { map: None, tick: 0 }
+    }
+
+    fn clear(&mut self) {
+        self.map = None;
+    }
+
+    fn get(&mut self, key: &[u8; 32]) -> Option<Rc<Entry>> {
+        self.tick += 1;
+        let tick = self.tick;
+        let (entry, used) = self.map.as_mut()?.get_mut(key)?;
+        *used = tick;
+        Some(entry.clone())
+    }
+
+    fn insert(&mut self, key: [u8; 32], entry: Rc<Entry>, capacity: usize) {
+        self.tick += 1;
+        let map = self.map.get_or_insert_with(HashMap::new);
+        while map.len() >= capacity {
+            let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| *k)
+            else {
+                break;
+            };
+            map.remove(&oldest);
+        }
+        map.insert(key, (entry, self.tick));
+    }
+}

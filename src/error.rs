@@ -1,0 +1,52 @@
+//! The one place where errors become Postgres errors: SQLSTATE, message, detail, hint.
+
+use oidc_authz_core::{ConfigError, TokenError};
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+
+pub enum Error {
+    /// A present token failed verification: 28000.
+    Token(TokenError),
+    /// A refused configuration row: 22023.
+    Config(ConfigError),
+    /// `oidc.uid()` on a `sub` that is not a uuid: 22P02.
+    NotUuid,
+}
+
+impl Error {
+    pub fn raise(self) -> ! {
+        let report = match self {
+            Error::Token(e) => ErrorReport::new(
+                PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+                format!("invalid token: {e}"),
+                "pg_oidc_authz",
+            )
+            .set_detail(format!("failed check: {}", e.check()))
+            .set_hint("select oidc.token_status() shows what was checked"),
+            Error::Config(e) => ErrorReport::new(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("invalid issuer configuration: {e}"),
+                "pg_oidc_authz",
+            ),
+            Error::NotUuid => ErrorReport::new(
+                PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+                "the token's sub is not a uuid",
+                "pg_oidc_authz",
+            )
+            .set_hint("use oidc.sub() for providers whose subject identifiers are not uuids"),
+        };
+        report.report(PgLogLevel::ERROR);
+        unreachable!("ereport(ERROR) returns control to Postgres")
+    }
+}
+
+/// Unwraps or raises: `thing_inner().report()` in the `#[pg_extern]` skins.
+pub trait OrRaise<T> {
+    fn or_raise(self) -> T;
+}
+
+impl<T> OrRaise<T> for Result<T, Error> {
+    fn or_raise(self) -> T {
+        self.unwrap_or_else(|e| e.raise())
+    }
+}

@@ -1,0 +1,105 @@
+//! pg_oidc_authz: verifies OIDC tokens inside Postgres and exposes their claims to RLS.
+//!
+//! This crate is the thin Postgres skin; token parsing, key sets, validation and claims
+//! live in the pure `oidc_authz_core` crate. Modules: `settings` (GUCs), `trust` (loading
+//! `oidc.issuers` and noticing changes), `cache` (the per-backend current token), `error`
+//! (the one SQLSTATE mapping) and `api` (the SQL functions).
+
+use pgrx::prelude::*;
+
+mod api;
+mod cache;
+mod error;
+mod settings;
+mod trust;
+
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;
+
+::pgrx::pg_module_magic!();
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    settings::init();
+    trust::init();
+}
+
+extension_sql!(
+    r#"
+-- Trust configuration: one row per issuer. Holds public keys, and may hold HMAC secrets,
+-- so only its owner and oidc_admin may read or write it.
+CREATE TABLE oidc.issuers (
+    issuer          text PRIMARY KEY,
+    audiences       text[] NOT NULL,
+    jwks            jsonb NOT NULL,
+    algorithms      text[],
+    leeway_seconds  integer NOT NULL DEFAULT 30,
+    required_typ    text,
+    roles_claim     text NOT NULL DEFAULT 'roles',
+    scopes_claim    text NOT NULL DEFAULT 'scope',
+    enabled         boolean NOT NULL DEFAULT true,
+    comment         text,
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE oidc.issuers IS 'Trusted OIDC issuers and their keys (admin only; see README "Configuration")';
+COMMENT ON COLUMN oidc.issuers.issuer IS 'Exact value of the tokens'' iss claim';
+COMMENT ON COLUMN oidc.issuers.audiences IS 'A token''s aud must contain one of these';
+COMMENT ON COLUMN oidc.issuers.jwks IS 'JWK set {"keys": [...]}: RSA, EC P-256/384/521, OKP Ed25519, or oct (HMAC) public keys';
+COMMENT ON COLUMN oidc.issuers.algorithms IS 'Allowed header alg values; NULL = RS*, PS*, ES*, EdDSA (HS* must be listed)';
+COMMENT ON COLUMN oidc.issuers.leeway_seconds IS 'Clock skew tolerated for exp/nbf/iat, 0..300, default 30';
+COMMENT ON COLUMN oidc.issuers.required_typ IS 'If set (e.g. at+jwt), the token header typ must match: ID tokens are refused';
+COMMENT ON COLUMN oidc.issuers.roles_claim IS 'Claim path of the roles list, e.g. realm_access.roles (Keycloak) or roles (Entra)';
+COMMENT ON COLUMN oidc.issuers.scopes_claim IS 'Claim path of the scopes: scope (space-separated) or scp (array)';
+
+CREATE FUNCTION oidc._issuers_validate() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    PERFORM oidc._check_issuer_row(pg_catalog.to_jsonb(NEW));
+    NEW.updated_at := pg_catalog.now();
+    RETURN NEW;
+END
+$$;
+
+CREATE FUNCTION oidc._issuers_changed() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    PERFORM oidc._invalidate_config(TG_RELID);
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER issuers_validate BEFORE INSERT OR UPDATE ON oidc.issuers
+    FOR EACH ROW EXECUTE FUNCTION oidc._issuers_validate();
+CREATE TRIGGER issuers_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON oidc.issuers
+    FOR EACH STATEMENT EXECUTE FUNCTION oidc._issuers_changed();
+
+SELECT pg_catalog.pg_extension_config_dump('oidc.issuers', '');
+
+DO $$
+BEGIN
+    CREATE ROLE oidc_admin NOLOGIN;
+EXCEPTION WHEN duplicate_object THEN NULL;
+END
+$$;
+
+REVOKE ALL ON oidc.issuers FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON oidc.issuers TO oidc_admin;
+GRANT USAGE ON SCHEMA oidc TO PUBLIC;
+REVOKE ALL ON FUNCTION oidc._check_issuer_row(jsonb), oidc._invalidate_config(oid),
+    oidc._issuers_validate(), oidc._issuers_changed() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oidc._check_issuer_row(jsonb), oidc._invalidate_config(oid) TO oidc_admin;
+"#,
+    name = "issuers",
+    finalize
+);
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

@@ -1,0 +1,171 @@
+//! The extension's settings (GUCs) and their typed accessors.
+//!
+//! Safety-relevant settings are `PGC_SUSET`: a plain role can neither `SET` them nor put them
+//! in `ALTER ROLE … SET` or `PGOPTIONS`. The caller's token settings are user-settable by
+//! design (the token, not the setting, is what gets verified), and both carry an assign hook
+//! that bumps [`TOKEN_GENERATION`], so the per-row claim functions notice a new token in O(1)
+//! instead of comparing strings on every call.
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::pg_sys;
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// Bumped whenever `oidc.token`, `request.headers` or `oidc.header_fallback` is assigned,
+/// including when a `set_config(…, true)` value is rolled back at transaction end.
+pub static TOKEN_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// Whether `request.headers` is ours (hooked). If another module defined it first, the
+/// fallback cannot be watched, and the token is resolved again on every call.
+static HEADERS_HOOKED: AtomicBool = AtomicBool::new(false);
+
+/// `oidc.token`: the caller's bearer token, set per transaction with
+/// `set_config('oidc.token', $1, true)`. Empty means: look at `request.headers`.
+static TOKEN: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+/// `request.headers`: PostgREST's per-request headers as JSON; its `authorization` bearer
+/// token is used when `oidc.token` is empty.
+static REQUEST_HEADERS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+/// `oidc.header_fallback` (superuser): read `request.headers` when `oidc.token` is empty. Default on.
+static HEADER_FALLBACK: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+/// `oidc.max_token_bytes` (superuser): longer tokens are refused before any decoding. Default 16384.
+static MAX_TOKEN_BYTES: GucSetting<i32> = GucSetting::<i32>::new(16 * 1024);
+
+/// `oidc.cache_size` (superuser): verified tokens kept per backend. Default 1000.
+static CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1000);
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn bump_token_generation(_new: *const c_char, _extra: *mut c_void) {
+    TOKEN_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn bump_on_bool(_new: bool, _extra: *mut c_void) {
+    TOKEN_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn init() {
+    // SAFETY: called once from _PG_init; the hooks only bump an atomic counter and cannot fail.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            c"oidc.token",
+            c"The caller's OIDC bearer token, verified before any claim is used.",
+            c"Set it per transaction: select set_config('oidc.token', $1, true).",
+            &TOKEN,
+            GucContext::Userset,
+            GucFlags::NO_SHOW_ALL | GucFlags::DISALLOW_IN_FILE,
+            None,
+            Some(bump_token_generation),
+            None,
+        );
+        if !defined_elsewhere(c"request.headers") {
+            GucRegistry::define_string_guc_with_hooks(
+                c"request.headers",
+                c"HTTP request headers as JSON (set by PostgREST); its bearer token is the fallback for oidc.token.",
+                c"",
+                &REQUEST_HEADERS,
+                GucContext::Userset,
+                GucFlags::NO_SHOW_ALL | GucFlags::DISALLOW_IN_FILE,
+                None,
+                Some(bump_token_generation),
+                None,
+            );
+            HEADERS_HOOKED.store(true, Ordering::Relaxed);
+        }
+        GucRegistry::define_bool_guc_with_hooks(
+            c"oidc.header_fallback",
+            c"Use the bearer token of request.headers when oidc.token is empty.",
+            c"",
+            &HEADER_FALLBACK,
+            GucContext::Suset,
+            GucFlags::default(),
+            None,
+            Some(bump_on_bool),
+            None,
+        );
+    }
+    GucRegistry::define_int_guc(
+        c"oidc.max_token_bytes",
+        c"Tokens longer than this many bytes are refused before decoding.",
+        c"",
+        &MAX_TOKEN_BYTES,
+        1024,
+        1024 * 1024,
+        GucContext::Suset,
+        GucFlags::UNIT_BYTE,
+    );
+    GucRegistry::define_int_guc(
+        c"oidc.cache_size",
+        c"How many verified tokens each backend keeps.",
+        c"",
+        &CACHE_SIZE,
+        1,
+        100_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    // SAFETY: a static C string; refuses unknown `oidc.*` settings from here on.
+    unsafe { pg_sys::MarkGUCPrefixReserved(c"oidc".as_ptr()) };
+}
+
+/// True if `name` is a real setting of another module (not a placeholder).
+fn defined_elsewhere(name: &CStr) -> bool {
+    // SAFETY: a static C string; missing_ok = true returns 0 for an unknown name.
+    let flags = unsafe { pg_sys::GetConfigOptionFlags(name.as_ptr(), true) };
+    flags != 0 && flags & pg_sys::GUC_CUSTOM_PLACEHOLDER as i32 == 0
+}
+
+/// Whether a token change can be missed between calls: false only when every token source
+/// carries our assign hook.
+pub fn token_sources_watched() -> bool {
+    HEADERS_HOOKED.load(Ordering::Relaxed) || !header_fallback()
+}
+
+/// The `oidc.token` value, if set and not empty.
+pub fn token() -> Option<String> {
+    raw_str(TOKEN.as_ptr())
+}
+
+/// The raw `request.headers` value.
+pub fn request_headers() -> Option<String> {
+    if HEADERS_HOOKED.load(Ordering::Relaxed) {
+        return raw_str(REQUEST_HEADERS.as_ptr());
+    }
+    // SAFETY: static name; missing_ok; the returned string is copied before anything else runs.
+    let value = unsafe { pg_sys::GetConfigOption(c"request.headers".as_ptr(), true, false) };
+    if value.is_null() {
+        return None;
+    }
+    // SAFETY: non-null, NUL-terminated, owned by the GUC machinery.
+    unsafe { CStr::from_ptr(value) }
+        .to_str()
+        .ok()
+        .map(str::to_owned)
+}
+
+/// Copies a string GUC's current value; `None` when unset or empty.
+fn raw_str(slot: *mut *mut c_char) -> Option<String> {
+    // SAFETY: the slot is a GUC variable, read in the backend's only thread; Postgres keeps
+    // the string alive until the next assignment, and it is copied at once.
+    let ptr = unsafe { *slot };
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: non-null and NUL-terminated, as every GUC string.
+    let s = unsafe { CStr::from_ptr(ptr) }.to_str().ok()?;
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+pub fn header_fallback() -> bool {
+    HEADER_FALLBACK.get()
+}
+
+pub fn max_token_bytes() -> usize {
+    usize::try_from(MAX_TOKEN_BYTES.get()).unwrap_or(16 * 1024)
+}
+
+pub fn cache_size() -> usize {
+    usize::try_from(CACHE_SIZE.get()).unwrap_or(1000).max(1)
+}
