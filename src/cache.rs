@@ -17,7 +17,7 @@
 use crate::error::Error;
 use crate::{settings, trust};
 use oidc_authz_core::{
-    bearer_from_headers, fingerprint, parse_uuid, verify_token, TokenError, TrustConfig, Verified,
+    bearer_from_headers, fingerprint, parse_uuid, verify_untimed, TokenError, TrustConfig, Verified,
 };
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -86,16 +86,59 @@ pub fn now() -> i64 {
 
 /// Runs `f` on the current verified token; `Ok(None)` when there is no token (anonymous),
 /// an error when a token is present but invalid or no longer valid.
+///
+/// The fast path runs `f` inside a shared borrow of the state, without cloning anything;
+/// `f` must not call back into this module (the claim functions do not).
 #[inline]
 pub fn with_token<R>(f: impl FnOnce(&Entry) -> R) -> Result<Option<R>, Error> {
+    let token_generation = settings::TOKEN_GENERATION.load(Ordering::Relaxed);
+    let config_generation = trust::CONFIG_GENERATION.load(Ordering::Relaxed);
+    let mut f = Some(f);
+    let fast = STATE.with_borrow(|s| {
+        if !s.fresh(token_generation, config_generation) {
+            return None;
+        }
+        match &s.current {
+            Some(Current::Anonymous) => Some(Ok(None)),
+            Some(Current::Valid { entry, .. }) => Some(match entry.verified.check_time(now()) {
+                Ok(()) => Ok(f.take().map(|f| f(entry))),
+                Err(e) => Err(Error::Token(e)),
+            }),
+            _ => None,
+        }
+    });
+    if let Some(result) = fast {
+        return result;
+    }
     match current() {
         Current::Anonymous => Ok(None),
         Current::Valid { entry, .. } => {
             entry.verified.check_time(now()).map_err(Error::Token)?;
-            Ok(Some(f(&entry)))
+            Ok(f.take().map(|f| f(&entry)))
         }
         Current::Invalid { error, .. } => Err(Error::Token(error)),
     }
+}
+
+/// [`with_token`] for a string borrowed from the current token, handed back as `'static`
+/// so that pgrx copies it straight into the result `text` without an intermediate `String`.
+///
+/// SAFETY (of the lifetime extension): the string lives in an `Rc<Entry>` held by this
+/// backend's state until the current token is resolved again, which happens only inside a
+/// later call into this module; pgrx copies the returned `&str` into a palloc'd `text`
+/// before the calling SQL function returns. A backend runs one thread, so nothing else can
+/// drop the entry in between. Callers must not keep the reference beyond that copy.
+#[inline]
+pub fn with_token_str(
+    f: impl FnOnce(&Entry) -> Option<&str>,
+) -> Result<Option<&'static str>, Error> {
+    with_token(|entry| {
+        f(entry).map(|s| {
+            // SAFETY: see the function's documentation.
+            unsafe { std::mem::transmute::<&str, &'static str>(s) }
+        })
+    })
+    .map(Option::flatten)
 }
 
 /// The current token's state, resolved again only when a generation counter moved.
@@ -103,10 +146,7 @@ pub fn current() -> Current {
     let token_generation = settings::TOKEN_GENERATION.load(Ordering::Relaxed);
     let config_generation = trust::CONFIG_GENERATION.load(Ordering::Relaxed);
     let cached = STATE.with_borrow(|s| {
-        let fresh = s.token_generation == token_generation
-            && s.config_generation == config_generation
-            && settings::token_sources_watched();
-        if fresh {
+        if s.fresh(token_generation, config_generation) {
             s.current.clone()
         } else {
             None
@@ -121,6 +161,17 @@ pub fn current() -> Current {
         s.current = Some(current.clone());
     });
     current
+}
+
+impl State {
+    /// Whether `current` still describes the token settings and the configuration.
+    #[inline]
+    fn fresh(&self, token_generation: u64, config_generation: u64) -> bool {
+        self.token_generation == token_generation
+            && self.config_generation == config_generation
+            && self.current.is_some()
+            && settings::token_sources_watched()
+    }
 }
 
 fn resolve(config_generation: u64) -> Current {
@@ -155,7 +206,9 @@ fn resolve(config_generation: u64) -> Current {
             t
         }
     };
-    match verify_token(&token, &trust, now(), settings::max_token_bytes()) {
+    // Time claims are checked at every use (`with_token`), so an expired token is still
+    // cached as verified: `token_status()` can then say whose token expired, and when.
+    match verify_untimed(&token, &trust, settings::max_token_bytes()) {
         Ok(verified) => {
             let uid = verified.sub.as_deref().and_then(parse_uuid);
             let entry = Rc::new(Entry { verified, uid });

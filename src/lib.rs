@@ -33,7 +33,7 @@ CREATE TABLE oidc.issuers (
     audiences       text[] NOT NULL,
     jwks            jsonb NOT NULL,
     algorithms      text[],
-    leeway_seconds  integer NOT NULL DEFAULT 30,
+    leeway          interval NOT NULL DEFAULT '30 seconds',
     required_typ    text,
     roles_claim     text NOT NULL DEFAULT 'roles',
     scopes_claim    text NOT NULL DEFAULT 'scope',
@@ -46,15 +46,22 @@ COMMENT ON COLUMN oidc.issuers.issuer IS 'Exact value of the tokens'' iss claim'
 COMMENT ON COLUMN oidc.issuers.audiences IS 'A token''s aud must contain one of these';
 COMMENT ON COLUMN oidc.issuers.jwks IS 'JWK set {"keys": [...]}: RSA, EC P-256/384/521, OKP Ed25519, or oct (HMAC) public keys';
 COMMENT ON COLUMN oidc.issuers.algorithms IS 'Allowed header alg values; NULL = RS*, PS*, ES*, EdDSA (HS* must be listed)';
-COMMENT ON COLUMN oidc.issuers.leeway_seconds IS 'Clock skew tolerated for exp/nbf/iat, 0..300, default 30';
+COMMENT ON COLUMN oidc.issuers.leeway IS 'Clock skew tolerated for exp/nbf/iat: whole seconds, at most 5 minutes, default 30 seconds';
 COMMENT ON COLUMN oidc.issuers.required_typ IS 'If set (e.g. at+jwt), the token header typ must match: ID tokens are refused';
 COMMENT ON COLUMN oidc.issuers.roles_claim IS 'Claim path of the roles list, e.g. realm_access.roles (Keycloak) or roles (Entra)';
 COMMENT ON COLUMN oidc.issuers.scopes_claim IS 'Claim path of the scopes: scope (space-separated) or scp (array)';
 
+-- One row as the JSON the validator and the loader read; the interval as seconds, because
+-- its text form depends on IntervalStyle.
+CREATE FUNCTION oidc._issuer_row_json(i oidc.issuers) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
+    SELECT to_jsonb(i) || jsonb_build_object('leeway_seconds', extract(epoch FROM i.leeway))
+$$;
+
 CREATE FUNCTION oidc._issuers_validate() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
-    PERFORM oidc._check_issuer_row(pg_catalog.to_jsonb(NEW));
+    PERFORM oidc._check_issuer_row(oidc._issuer_row_json(NEW));
     NEW.updated_at := pg_catalog.now();
     RETURN NEW;
 END
@@ -86,8 +93,10 @@ REVOKE ALL ON oidc.issuers FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON oidc.issuers TO oidc_admin;
 GRANT USAGE ON SCHEMA oidc TO PUBLIC;
 REVOKE ALL ON FUNCTION oidc._check_issuer_row(jsonb), oidc._invalidate_config(oid),
+    oidc._issuer_row_json(oidc.issuers),
     oidc._issuers_validate(), oidc._issuers_changed() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION oidc._check_issuer_row(jsonb), oidc._invalidate_config(oid) TO oidc_admin;
+GRANT EXECUTE ON FUNCTION oidc._check_issuer_row(jsonb), oidc._invalidate_config(oid),
+    oidc._issuer_row_json(oidc.issuers) TO oidc_admin;
 "#,
     name = "issuers",
     finalize

@@ -100,7 +100,9 @@ pub fn load() -> TrustConfig {
         let _owner = AsOwner::switch(owner);
         Spi::connect(|client| {
             let table = client.select(
-                "select pg_catalog.to_jsonb(i)::pg_catalog.text from oidc.issuers as i",
+                "select (pg_catalog.to_jsonb(i) operator(pg_catalog.||) pg_catalog.jsonb_build_object(\
+                 'leeway_seconds', pg_catalog.date_part('epoch', i.leeway)))::pg_catalog.text \
+                 from oidc.issuers as i",
                 None,
                 &[],
             )?;

@@ -83,13 +83,15 @@ impl IssuerConfig {
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         };
+        // The table's `leeway interval` arrives as `leeway_seconds` (the SQL side converts it,
+        // as an interval's text form depends on IntervalStyle).
         let leeway = match row.get("leeway_seconds") {
             None | Some(Value::Null) => DEFAULT_LEEWAY,
-            Some(v) => match v.as_i64() {
-                Some(s) if (0..=MAX_LEEWAY).contains(&s) => s,
+            Some(v) => match v.as_f64() {
+                Some(s) if (0.0..=MAX_LEEWAY as f64).contains(&s) && s.fract() == 0.0 => s as i64,
                 _ => {
                     return Err(err(format!(
-                        "`leeway_seconds` must be between 0 and {MAX_LEEWAY}"
+                        "`leeway` must be whole seconds, from 0 to {MAX_LEEWAY} seconds"
                     )))
                 }
             },

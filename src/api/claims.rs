@@ -3,7 +3,7 @@
 //! settings, so they see the same token and verify it themselves.
 //! No token → NULL (or false); an invalid token → error 28000.
 
-use crate::cache::with_token;
+use crate::cache::{with_token, with_token_str};
 use crate::error::{Error, OrRaise};
 use oidc_authz_core::path::lookup;
 use pgrx::prelude::*;
@@ -35,8 +35,8 @@ fn claim_text(path: &str) -> Option<String> {
 }
 
 #[pg_extern(stable, parallel_safe)]
-fn sub() -> Option<String> {
-    with_token(|t| t.verified.sub.clone()).or_raise().flatten()
+fn sub() -> Option<&'static str> {
+    with_token_str(|t| t.verified.sub.as_deref()).or_raise()
 }
 
 #[pg_extern(stable, parallel_safe)]
@@ -49,8 +49,8 @@ fn uid() -> Option<Uuid> {
 }
 
 #[pg_extern(stable, parallel_safe)]
-fn issuer() -> Option<String> {
-    with_token(|t| t.verified.issuer.clone()).or_raise()
+fn issuer() -> Option<&'static str> {
+    with_token_str(|t| Some(t.verified.issuer.as_str())).or_raise()
 }
 
 #[pg_extern(stable, parallel_safe)]

@@ -236,8 +236,13 @@ fn parse_key(
     };
     if let Some(alg) = pinned {
         if alg.family() != family {
+            let key = match family {
+                Family::Ec(crv) => format!("EC {crv}"),
+                Family::Ed25519 => "OKP Ed25519".to_string(),
+                _ => kty.to_string(),
+            };
             return Err(JwkError(format!(
-                "{name}: algorithm `{alg}` does not fit a {kty} key"
+                "{name}: algorithm `{alg}` does not fit a key of type {key}"
             )));
         }
     }

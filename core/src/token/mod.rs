@@ -140,6 +140,7 @@ pub struct Verified {
     pub alg: Alg,
     pub exp: f64,
     pub nbf: Option<f64>,
+    pub iat: Option<f64>,
     pub leeway: i64,
     /// From the issuer's scope claim: a space-separated string or an array of strings.
     pub scopes: Vec<String>,
@@ -148,7 +149,8 @@ pub struct Verified {
 }
 
 impl Verified {
-    /// Re-checks the time window; called on every use of a cached verification.
+    /// Checks `exp`, `nbf` and `iat` against `now` with the issuer's leeway; done on every
+    /// use of a cached verification, not only when the signature was checked.
     pub fn check_time(&self, now: i64) -> Result<(), TokenError> {
         let now = now as f64;
         let leeway = self.leeway as f64;
@@ -157,6 +159,9 @@ impl Verified {
         }
         if self.nbf.is_some_and(|nbf| now + leeway < nbf) {
             return Err(TokenError::NotYetValid);
+        }
+        if self.iat.is_some_and(|iat| iat > now + leeway) {
+            return Err(TokenError::IssuedInFuture);
         }
         Ok(())
     }
@@ -176,6 +181,20 @@ pub fn verify_token(
     token: &str,
     trust: &TrustConfig,
     now: i64,
+    max_len: usize,
+) -> Result<Verified, TokenError> {
+    let verified = verify_untimed(token, trust, max_len)?;
+    verified.check_time(now)?;
+    Ok(verified)
+}
+
+/// Everything [`verify_token`] checks but the time claims' values (their presence and types
+/// are checked). The result must pass [`Verified::check_time`] before any claim is used:
+/// a cache of verifications calls it on every use, and can then report an expired token's
+/// identity and age instead of only "invalid".
+pub fn verify_untimed(
+    token: &str,
+    trust: &TrustConfig,
     max_len: usize,
 ) -> Result<Verified, TokenError> {
     if token.len() > max_len {
@@ -216,15 +235,12 @@ pub fn verify_token(
         alg: jws.header.alg,
         exp,
         nbf,
+        iat,
         leeway: config.leeway,
         scopes: strings_at(&claims, &config.scopes_claim, true),
         roles: strings_at(&claims, &config.roles_claim, false),
         claims: claims.clone(),
     };
-    verified.check_time(now)?;
-    if iat.is_some_and(|iat| iat > (now + config.leeway) as f64) {
-        return Err(TokenError::IssuedInFuture);
-    }
     check_audience(config, map)?;
     Ok(verified)
 }

@@ -1,0 +1,72 @@
+# Build and test entry points; each target says what it runs. Works from any directory
+# (make -C path/to/clone TARGET) and is safe to repeat. Run as root: Postgres is the system's.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+PG_CONFIG := /usr/lib/postgresql/15/bin/pg_config
+# Test clusters of `cargo pgrx test --runas postgres` go here (a directory postgres can write).
+PGTEST_DATA := /tmp/pg_oidc_authz/pgtest-data
+MAKEFLAGS += --no-print-directory
+
+.PHONY: setup install cluster-start cluster-stop test lint unit pgtest regress regress-update e2e demo bench
+
+setup:
+	"$(ROOT)"/scripts/setup.sh
+
+install:
+	cd "$(ROOT)" && cargo pgrx install --release --pg-config $(PG_CONFIG)
+
+cluster-start:
+	"$(ROOT)"/scripts/cluster.sh start
+
+cluster-stop:
+	"$(ROOT)"/scripts/cluster.sh stop
+
+# Stops at the first failing tier; the cluster is stopped whatever happens.
+test:
+	@trap '$(MAKE) cluster-stop' EXIT; \
+	for tier in setup lint unit pgtest install regress e2e; do \
+		echo "==> make $$tier"; \
+		$(MAKE) $$tier; \
+	done; \
+	echo "==> all test tiers passed"
+
+lint:
+	cd "$(ROOT)" && cargo fmt --all --check
+	cd "$(ROOT)" && cargo clippy --workspace --all-targets -- -D warnings
+
+unit:
+	cd "$(ROOT)" && cargo test -p oidc_authz_core
+
+# --runas: pgrx runs mkdir/initdb/pg_ctl as `sudo -u postgres` (PGDATA becomes PGTEST_DATA/15-<pid>,
+# so postgres must be able to write PGTEST_DATA) and copies the extension files into the system
+# directories with `sudo cp` as root. Nothing under target/ is read by postgres, and an
+# unreadable working directory (a clone under /root) only makes pg_ctl warn, so the clone's
+# permissions need no change.
+pgtest:
+	"$(ROOT)"/scripts/cluster.sh prepare
+	install -d -o postgres -g postgres $(PGTEST_DATA)
+	cd "$(ROOT)" && cargo pgrx test pg15 --runas postgres --pgdata $(PGTEST_DATA)
+
+regress:
+	"$(ROOT)"/scripts/regress.sh
+
+regress-update:
+	REGRESS_UPDATE=1 "$(ROOT)"/scripts/regress.sh
+
+e2e:
+	"$(ROOT)"/scripts/e2e.sh
+
+# Sequential on purpose: prerequisites could run in parallel under make -j.
+demo:
+	$(MAKE) setup
+	$(MAKE) install
+	$(MAKE) cluster-start
+	"$(ROOT)"/examples/demo.sh
+
+# Per-row cost of the claim functions as ratios to a constant predicate (not a test).
+bench:
+	$(MAKE) setup
+	$(MAKE) install
+	$(MAKE) cluster-start
+	. "$(ROOT)"/scripts/cluster.sh && "$(ROOT)"/.venv/bin/python "$(ROOT)"/bench/claims.py
