@@ -9,7 +9,8 @@
 # touched: this one lives under /tmp/pg_oidc_authz and is driven with pg_ctl directly.
 
 PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
-PGOIDC_DIR=/tmp/pg_oidc_authz
+# Overridable, so that several checkouts (or a CI run beside a session) can test at once.
+PGOIDC_DIR=${PGOIDC_DIR:-/tmp/pg_oidc_authz}
 PGOIDC_PORT=${PGOIDC_PORT:-55432}
 PGOIDC_DATA=$PGOIDC_DIR/data
 PGOIDC_LOG=$PGOIDC_DIR/postgres.log
