@@ -1,0 +1,101 @@
+"""On a hot standby: tokens verify and claims answer on the read-only replica, and changes to
+oidc.issuers committed on the primary reach an already-open replica connection once replayed
+(the relcache invalidation travels in the commit record's WAL)."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from helpers import APP_ROLE, DOCS, app_connect, assert_rejected, error_text, mint, sub_with
+from replica import replica  # noqa: F401 - fixture
+
+
+def claims_of(conn: psycopg.Connection, tok: str):
+    with conn.transaction():
+        conn.execute("select set_config('oidc.token', %s, true)", (tok,))
+        return conn.execute(
+            "select oidc.sub(), oidc.issuer(), oidc.claims() ->> 'email', oidc.claim_text('tenant'),"
+            " oidc.has_scope('read'), oidc.has_scope('admin'), oidc.roles(), oidc.token_status(),"
+            " array(select id from docs order by id)"
+        ).fetchone()
+
+
+def test_tokens_verify_and_claims_answer_on_the_standby(issuer, replica, superuser, make_token):  # noqa: F811
+    replica.wait_for_replay()
+    tok = make_token("ES256", sub="bob", email="bob@example.test", tenant="acme", scope="read write",
+                     roles=["auditor"])
+    with replica.connect(APP_ROLE) as standby:
+        assert standby.execute("select pg_is_in_recovery(), current_setting('transaction_read_only')"
+                               ).fetchone() == (True, "on")
+        sub, iss, email, tenant, read, admin, roles, status, ids = claims_of(standby, tok)
+        assert (sub, iss, email, tenant, read, admin, roles) == (
+            "bob", mint.ISSUER, "bob@example.test", "acme", True, False, ["auditor"])
+        assert ids == [i for i, owner in DOCS if owner == "bob"]
+        assert status["valid"] is True and status["sub"] == "bob" and status["kid"] == "es256", status
+        # The next transaction on the same connection is anonymous again.
+        assert standby.execute("select oidc.sub(), oidc.token_status() ->> 'present',"
+                               " (select count(*) from docs)").fetchone() == (None, "false", 0)
+
+        forged = make_token(key=mint.attacker_key(), kid="rs256")
+        assert "signature" in error_text(assert_rejected(standby, forged))
+        with standby.transaction():
+            standby.execute("select set_config('oidc.token', %s, true)", (forged,))
+            status = standby.execute("select oidc.token_status()").fetchone()[0]
+        assert status["present"] is True and status["valid"] is False, status
+
+
+def test_loading_the_configuration_writes_nothing(issuer, make_token):
+    # A standby would refuse any write (the test above passes there); on the primary, a fresh
+    # backend loads the configuration and verifies without even taking a transaction id.
+    with app_connect() as conn, conn.transaction():
+        conn.execute("select set_config('oidc.token', %s, true)", (make_token(),))
+        assert conn.execute("select oidc.sub(), oidc.claims() ->> 'sub', count(*) from docs"
+                            ).fetchone() == ("alice", "alice", 2)
+        assert conn.execute("select pg_current_xact_id_if_assigned()").fetchone()[0] is None
+
+
+def test_key_removal_on_the_primary_reaches_an_open_standby_connection(issuer, replica, superuser,  # noqa: F811
+                                                                       make_token):
+    replica.wait_for_replay()
+    tok = make_token("RS384")
+    with replica.connect(APP_ROLE) as standby:
+        assert sub_with(standby, tok) == "alice"
+        with superuser.transaction():
+            superuser.execute(
+                "update oidc.issuers set jwks = jsonb_build_object('keys', (select jsonb_agg(k)"
+                " from jsonb_array_elements(jwks -> 'keys') k where k ->> 'kid' <> 'rs384'))"
+                " where issuer = %s", (mint.ISSUER,))
+            replica.wait_for_replay()
+            assert sub_with(standby, tok) == "alice", "an uncommitted change must not be visible"
+        replica.wait_for_replay()
+        assert "kid" in error_text(assert_rejected(standby, tok))
+        assert sub_with(standby, make_token("RS256")) == "alice"
+
+
+def test_issuer_changes_on_the_primary_follow_replay(issuer, replica, superuser, make_token):  # noqa: F811
+    replica.wait_for_replay()
+    tok = make_token("EdDSA")
+    rotated = make_token("RS256", kid="rs256-rotated")
+
+    def on_primary(statement: str, *args) -> None:
+        superuser.execute(statement, (*args, mint.ISSUER))
+        replica.wait_for_replay()
+
+    with replica.connect(APP_ROLE) as standby:
+        assert sub_with(standby, tok) == "alice"
+        assert_rejected(standby, rotated)
+
+        on_primary("update oidc.issuers set audiences = '{api://elsewhere}' where issuer = %s")
+        assert "audience" in error_text(assert_rejected(standby, tok))
+        on_primary("update oidc.issuers set audiences = %s where issuer = %s", [mint.AUDIENCE])
+        assert sub_with(standby, tok) == "alice"
+
+        on_primary("update oidc.issuers set enabled = false where issuer = %s")
+        assert_rejected(standby, tok)
+        on_primary("update oidc.issuers set enabled = true where issuer = %s")
+        assert sub_with(standby, tok) == "alice"
+
+        on_primary("update oidc.issuers set jwks = jsonb_set(jwks, '{keys}', (jwks -> 'keys') || %s)"
+                   " where issuer = %s", Jsonb([mint.jwk("rs256-rotated")]))
+        assert sub_with(standby, rotated) == "alice"
