@@ -1,0 +1,429 @@
+//! From CEL source to the evaluator's tree: parse with the `cel` crate, then resolve every
+//! name once — variables to their slot, loop variables to frame slots, functions to a closed
+//! set of builtins — refusing unknown ones with their position, and fold constants.
+
+use super::eval::{self, Builtin, Node, Op};
+use super::value::Val;
+use cel::common::ast::SourceInfo;
+use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::rc::Rc;
+
+/// A condition that cannot be compiled, with its 1-based position in the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileError {
+    pub message: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for CompileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} at line {}, column {}",
+            self.message, self.line, self.column
+        )
+    }
+}
+
+/// The variables a condition may use.
+pub const VARIABLES: [&str; 5] = ["claims", "scopes", "roles", "resource", "context"];
+
+/// Longest condition accepted, in bytes; also bounds the parser's recursion.
+pub const MAX_SOURCE: usize = 4096;
+
+/// A compiled condition.
+#[derive(Debug)]
+pub struct Program {
+    pub(crate) root: Node,
+    /// Frame slots the loops need.
+    pub(crate) slots: usize,
+    /// What the condition reads: `claims.sub`, `scopes`, `resource.labels`, `context.time`, …
+    pub reads: BTreeSet<String>,
+}
+
+pub fn compile(source: &str) -> Result<Program, CompileError> {
+    if source.len() > MAX_SOURCE {
+        return Err(CompileError {
+            message: format!("condition longer than {MAX_SOURCE} bytes"),
+            line: 1,
+            column: 1,
+        });
+    }
+    let (ast, info) = cel::parser::Parser::default()
+        .parse_with_source_info(source)
+        .map_err(|errs| {
+            let first = errs.errors.first();
+            CompileError {
+                message: first.map_or_else(|| "syntax error".to_string(), |e| e.msg.clone()),
+                line: first.map_or(1, |e| e.pos.0.max(1) as usize),
+                column: first.map_or(1, |e| e.pos.1.max(1) as usize),
+            }
+        })?;
+    let mut c = Compiler {
+        info: &info,
+        source,
+        scopes: Vec::new(),
+        slots: 0,
+        reads: BTreeSet::new(),
+    };
+    let root = c.expr(&ast)?;
+    Ok(Program {
+        root,
+        slots: c.slots,
+        reads: c.reads,
+    })
+}
+
+struct Compiler<'a> {
+    info: &'a SourceInfo,
+    source: &'a str,
+    /// Loop variables in scope, innermost last, with their frame slot.
+    scopes: Vec<(String, usize)>,
+    slots: usize,
+    reads: BTreeSet<String>,
+}
+
+impl Compiler<'_> {
+    fn error(&self, at: &IdedExpr, message: String) -> CompileError {
+        let offset = self
+            .info
+            .offset_for(at.id)
+            .map_or(0, |(start, _)| start as usize);
+        let (mut line, mut column) = (1, 1);
+        for (i, ch) in self.source.chars().enumerate() {
+            if i == offset {
+                break;
+            }
+            if ch == '\n' {
+                line += 1;
+                column = 1;
+            } else {
+                column += 1;
+            }
+        }
+        CompileError {
+            message,
+            line,
+            column,
+        }
+    }
+
+    fn expr(&mut self, e: &IdedExpr) -> Result<Node, CompileError> {
+        let node = match &e.expr {
+            Expr::Literal(lit) => Node::Const(literal(lit).map_err(|m| self.error(e, m))?),
+            Expr::Ident(name) => self.ident(e, name)?,
+            Expr::Select(sel) => {
+                let field: Rc<str> = Rc::from(sel.field.as_str());
+                if let Some(path) = self.read_path(&sel.operand) {
+                    self.reads.insert(format!("{path}.{}", sel.field));
+                }
+                if matches!(&sel.operand.expr, Expr::Ident(n) if n == "resource" && !self.is_local(n))
+                {
+                    if sel.test {
+                        Node::HasResourceField(field)
+                    } else {
+                        Node::ResourceField(field)
+                    }
+                } else {
+                    let operand = self.expr_quiet(&sel.operand)?;
+                    if sel.test {
+                        Node::Has(Box::new(operand), field)
+                    } else {
+                        Node::Select(Box::new(operand), field)
+                    }
+                }
+            }
+            Expr::List(list) => {
+                if !list.optional_indices.is_empty() {
+                    return Err(self.error(e, "optional list elements are not supported".into()));
+                }
+                Node::List(
+                    list.elements
+                        .iter()
+                        .map(|x| self.expr(x))
+                        .collect::<Result<_, _>>()?,
+                )
+            }
+            Expr::Map(map) => {
+                let mut entries = Vec::with_capacity(map.entries.len());
+                for entry in &map.entries {
+                    let EntryExpr::MapEntry(m) = &entry.expr else {
+                        return Err(self.error(e, "message literals are not supported".into()));
+                    };
+                    if m.optional {
+                        return Err(self.error(e, "optional map entries are not supported".into()));
+                    }
+                    entries.push((self.expr(&m.key)?, self.expr(&m.value)?));
+                }
+                Node::Map(entries)
+            }
+            Expr::Struct(_) => {
+                return Err(self.error(e, "message literals are not supported".into()))
+            }
+            Expr::Comprehension(c) => {
+                if c.iter_var2.is_some() {
+                    return Err(
+                        self.error(e, "two-variable comprehensions are not supported".into())
+                    );
+                }
+                let range = self.expr(&c.iter_range)?;
+                let init = self.expr(&c.accu_init)?;
+                let accu = self.bind(&c.accu_var);
+                let iter = self.bind(&c.iter_var);
+                let cond = self.expr(&c.loop_cond)?;
+                let step = self.expr(&c.loop_step)?;
+                self.scopes.pop();
+                let result = self.expr(&c.result)?;
+                self.scopes.pop();
+                Node::Fold {
+                    range: Box::new(range),
+                    iter,
+                    accu,
+                    init: Box::new(init),
+                    cond: Box::new(cond),
+                    step: Box::new(step),
+                    result: Box::new(result),
+                }
+            }
+            Expr::Call(call) => {
+                self.call(e, &call.func_name, call.target.as_deref(), &call.args)?
+            }
+            Expr::Unspecified => return Err(self.error(e, "empty expression".into())),
+        };
+        fold(node).map_err(|m| self.error(e, m))
+    }
+
+    /// Like `expr`, for the operand of a select whose path was already recorded.
+    fn expr_quiet(&mut self, e: &IdedExpr) -> Result<Node, CompileError> {
+        let before = self.reads.clone();
+        let node = self.expr(e)?;
+        if self.read_path(e).is_some() {
+            self.reads = before;
+        }
+        Ok(node)
+    }
+
+    /// `claims.a.b` as a dotted path when `e` is a chain of selects on a variable.
+    fn read_path(&self, e: &IdedExpr) -> Option<String> {
+        match &e.expr {
+            Expr::Ident(n) if VARIABLES.contains(&n.as_str()) && !self.is_local(n) => {
+                Some(n.clone())
+            }
+            Expr::Select(s) if !s.test => self
+                .read_path(&s.operand)
+                .map(|p| format!("{p}.{}", s.field)),
+            _ => None,
+        }
+    }
+
+    fn is_local(&self, name: &str) -> bool {
+        self.scopes.iter().any(|(n, _)| n == name)
+    }
+
+    fn bind(&mut self, name: &str) -> usize {
+        let slot = self.scopes.len();
+        self.scopes.push((name.to_string(), slot));
+        self.slots = self.slots.max(slot + 1);
+        slot
+    }
+
+    fn ident(&mut self, e: &IdedExpr, name: &str) -> Result<Node, CompileError> {
+        if let Some((_, slot)) = self.scopes.iter().rev().find(|(n, _)| n == name) {
+            return Ok(Node::Local(*slot));
+        }
+        if VARIABLES.contains(&name) {
+            self.reads.insert(name.to_string());
+        }
+        match name {
+            "claims" => Ok(Node::Claims),
+            "scopes" => Ok(Node::Scopes),
+            "roles" => Ok(Node::Roles),
+            "context" => Ok(Node::Context),
+            "resource" => Ok(Node::Resource),
+            _ => Err(self.error(
+                e,
+                format!(
+                    "unknown variable `{name}` (variables: {})",
+                    VARIABLES.join(", ")
+                ),
+            )),
+        }
+    }
+
+    fn call(
+        &mut self,
+        e: &IdedExpr,
+        name: &str,
+        target: Option<&IdedExpr>,
+        args: &[IdedExpr],
+    ) -> Result<Node, CompileError> {
+        let mut nodes = Vec::with_capacity(args.len() + 1);
+        if let Some(t) = target {
+            nodes.push(self.expr(t)?);
+        }
+        for a in args {
+            nodes.push(self.expr(a)?);
+        }
+        let arity = nodes.len();
+        let two = |nodes: Vec<Node>| -> (Box<Node>, Box<Node>) {
+            let mut it = nodes.into_iter();
+            let a = it.next().unwrap_or(Node::Const(Val::Null));
+            let b = it.next().unwrap_or(Node::Const(Val::Null));
+            (Box::new(a), Box::new(b))
+        };
+        let op = |o: Op, nodes: Vec<Node>| {
+            let (a, b) = two(nodes);
+            Node::Op(o, a, b)
+        };
+        let fixed = |want: usize| -> Result<(), CompileError> {
+            if arity == want {
+                Ok(())
+            } else {
+                Err(self.error(
+                    e,
+                    format!(
+                        "`{}` takes {} argument(s), got {arity}",
+                        display_name(name),
+                        want - usize::from(target.is_some())
+                    ),
+                ))
+            }
+        };
+        Ok(match (name, target.is_some()) {
+            ("_&&_", false) => {
+                fixed(2)?;
+                let (a, b) = two(nodes);
+                Node::And(a, b)
+            }
+            ("_||_", false) => {
+                fixed(2)?;
+                let (a, b) = two(nodes);
+                Node::Or(a, b)
+            }
+            ("!_", false) => {
+                fixed(1)?;
+                Node::Not(Box::new(nodes.remove(0)))
+            }
+            ("-_", false) => {
+                fixed(1)?;
+                Node::Neg(Box::new(nodes.remove(0)))
+            }
+            ("@not_strictly_false", false) => {
+                fixed(1)?;
+                Node::NotStrictlyFalse(Box::new(nodes.remove(0)))
+            }
+            ("_?_:_", false) => {
+                fixed(3)?;
+                let mut it = nodes.into_iter();
+                match (it.next(), it.next(), it.next()) {
+                    (Some(c), Some(a), Some(b)) => {
+                        Node::Cond(Box::new(c), Box::new(a), Box::new(b))
+                    }
+                    _ => return Err(self.error(e, "malformed conditional".into())),
+                }
+            }
+            ("_==_", false) => {
+                fixed(2)?;
+                op(Op::Eq, nodes)
+            }
+            ("_!=_", false) => {
+                fixed(2)?;
+                op(Op::Ne, nodes)
+            }
+            ("_<_", false) => {
+                fixed(2)?;
+                op(Op::Lt, nodes)
+            }
+            ("_<=_", false) => {
+                fixed(2)?;
+                op(Op::Le, nodes)
+            }
+            ("_>_", false) => {
+                fixed(2)?;
+                op(Op::Gt, nodes)
+            }
+            ("_>=_", false) => {
+                fixed(2)?;
+                op(Op::Ge, nodes)
+            }
+            ("_+_", false) => {
+                fixed(2)?;
+                op(Op::Add, nodes)
+            }
+            ("_-_", false) => {
+                fixed(2)?;
+                op(Op::Sub, nodes)
+            }
+            ("_*_", false) => {
+                fixed(2)?;
+                op(Op::Mul, nodes)
+            }
+            ("_/_", false) => {
+                fixed(2)?;
+                op(Op::Div, nodes)
+            }
+            ("_%_", false) => {
+                fixed(2)?;
+                op(Op::Mod, nodes)
+            }
+            ("@in", false) => {
+                fixed(2)?;
+                op(Op::In, nodes)
+            }
+            ("_[_]", false) => {
+                fixed(2)?;
+                op(Op::Index, nodes)
+            }
+            _ => {
+                let builtin = Builtin::lookup(name, target.is_some(), arity).ok_or_else(|| {
+                    if Builtin::known(name) {
+                        self.error(
+                            e,
+                            format!(
+                                "no overload of `{}` with {} argument(s){}",
+                                display_name(name),
+                                arity - usize::from(target.is_some()),
+                                if target.is_some() {
+                                    " on a receiver"
+                                } else {
+                                    ""
+                                }
+                            ),
+                        )
+                    } else {
+                        self.error(e, format!("unknown function `{}`", display_name(name)))
+                    }
+                })?;
+                Node::Call(builtin, nodes)
+            }
+        })
+    }
+}
+
+fn display_name(name: &str) -> String {
+    name.trim_matches('_').replace("_", " ")
+}
+
+fn literal(lit: &LiteralValue) -> Result<Val, String> {
+    Ok(match lit {
+        LiteralValue::Boolean(b) => Val::Bool(*b.inner()),
+        LiteralValue::Int(i) => Val::Int(*i.inner()),
+        LiteralValue::UInt(u) => Val::Uint(*u.inner()),
+        LiteralValue::Double(d) => Val::Double(*d.inner()),
+        LiteralValue::String(s) => Val::str(s.inner()),
+        LiteralValue::Null => Val::Null,
+        LiteralValue::Bytes(_) => return Err("bytes literals are not supported".into()),
+    })
+}
+
+/// Evaluates a node whose operands are all constants, once, at compile time. An error there
+/// (`timestamp("yesterday")`, `1 / 0`) is a compile error: it would fail on every row.
+fn fold(node: Node) -> Result<Node, String> {
+    if !node.is_foldable() {
+        return Ok(node);
+    }
+    eval::eval_constant(&node).map(Node::Const)
+}

@@ -1,0 +1,628 @@
+//! The evaluator: a tree walk over resolved nodes. Variables are fields of [`Request`],
+//! loop variables frame slots; no name is looked up while evaluating. Errors follow CEL:
+//! `&&`/`||` absorb an error when the other side decides (`false && error` is false), any
+//! other error propagates to the rule, which then fails closed.
+
+use super::time::{self, NANOS};
+use super::value::{Map, Val};
+use std::cmp::Ordering;
+use std::fmt;
+use std::rc::Rc;
+
+/// Why a condition could not be evaluated (a missing attribute, a type mismatch, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvalError(pub String);
+
+impl fmt::Display for EvalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn err<T>(msg: impl Into<String>) -> Result<T, EvalError> {
+    Err(EvalError(msg.into()))
+}
+
+/// The attributes of the resource a decision is about, read lazily: a policy passes
+/// `jsonb_build_object(…)` per row, and only the fields a rule touches are converted.
+pub trait Resource {
+    fn field(&self, name: &str) -> Option<Val>;
+    /// The whole resource, for conditions that use `resource` itself.
+    fn whole(&self) -> Val;
+}
+
+impl Resource for Val {
+    fn field(&self, name: &str) -> Option<Val> {
+        match self {
+            Val::Map(m) => m.get(name).cloned(),
+            _ => None,
+        }
+    }
+    fn whole(&self) -> Val {
+        self.clone()
+    }
+}
+
+/// What a condition is evaluated against.
+pub struct Request<'a> {
+    pub claims: &'a Val,
+    pub scopes: &'a Val,
+    pub roles: &'a Val,
+    pub context: &'a Val,
+    pub resource: &'a dyn Resource,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    In,
+    Index,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    Size,
+    StartsWith,
+    EndsWith,
+    Contains,
+    Int,
+    Uint,
+    Double,
+    String,
+    Bool,
+    Timestamp,
+    Duration,
+    Dyn,
+    /// A timestamp's calendar field (optionally in a time zone), or a duration's total in a unit.
+    Accessor(&'static str),
+}
+
+impl Builtin {
+    /// Resolves a call by name, receiver style and argument count (receiver included).
+    pub fn lookup(name: &str, receiver: bool, arity: usize) -> Option<Builtin> {
+        use Builtin::*;
+        Some(match (name, receiver, arity) {
+            ("size", _, 1) => Size,
+            ("startsWith", true, 2) => StartsWith,
+            ("endsWith", true, 2) => EndsWith,
+            ("contains", true, 2) => Contains,
+            ("int", false, 1) => Int,
+            ("uint", false, 1) => Uint,
+            ("double", false, 1) => Double,
+            ("string", false, 1) => String,
+            ("bool", false, 1) => Bool,
+            ("timestamp", false, 1) => Timestamp,
+            ("duration", false, 1) => Duration,
+            ("dyn", false, 1) => Dyn,
+            (accessor, true, 1 | 2) => {
+                Accessor(time::TIMESTAMP_ACCESSORS.iter().find(|a| **a == accessor)?)
+            }
+            _ => return None,
+        })
+    }
+
+    pub fn known(name: &str) -> bool {
+        [
+            "size",
+            "startsWith",
+            "endsWith",
+            "contains",
+            "int",
+            "uint",
+            "double",
+            "string",
+            "bool",
+            "timestamp",
+            "duration",
+            "dyn",
+        ]
+        .contains(&name)
+            || time::TIMESTAMP_ACCESSORS.contains(&name)
+    }
+}
+
+#[derive(Debug)]
+pub enum Node {
+    Const(Val),
+    Claims,
+    Scopes,
+    Roles,
+    Context,
+    Resource,
+    ResourceField(Rc<str>),
+    HasResourceField(Rc<str>),
+    Local(usize),
+    Select(Box<Node>, Rc<str>),
+    Has(Box<Node>, Rc<str>),
+    List(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+    And(Box<Node>, Box<Node>),
+    Or(Box<Node>, Box<Node>),
+    Not(Box<Node>),
+    Neg(Box<Node>),
+    NotStrictlyFalse(Box<Node>),
+    Cond(Box<Node>, Box<Node>, Box<Node>),
+    Op(Op, Box<Node>, Box<Node>),
+    Call(Builtin, Vec<Node>),
+    Fold {
+        range: Box<Node>,
+        iter: usize,
+        accu: usize,
+        init: Box<Node>,
+        cond: Box<Node>,
+        step: Box<Node>,
+        result: Box<Node>,
+    },
+}
+
+impl Node {
+    /// True when every operand is a constant and the node itself reads no variable.
+    pub(crate) fn is_foldable(&self) -> bool {
+        let c = |n: &Node| matches!(n, Node::Const(_));
+        match self {
+            Node::Select(a, _) | Node::Has(a, _) | Node::Not(a) | Node::Neg(a) => c(a),
+            Node::NotStrictlyFalse(a) => c(a),
+            Node::List(items) => items.iter().all(c),
+            Node::Map(entries) => entries.iter().all(|(k, v)| c(k) && c(v)),
+            Node::And(a, b) | Node::Or(a, b) | Node::Op(_, a, b) => c(a) && c(b),
+            Node::Cond(a, b, d) => c(a) && c(b) && c(d),
+            Node::Call(_, args) => args.iter().all(c),
+            _ => false,
+        }
+    }
+}
+
+struct NoResource;
+impl Resource for NoResource {
+    fn field(&self, _: &str) -> Option<Val> {
+        None
+    }
+    fn whole(&self) -> Val {
+        Val::Null
+    }
+}
+
+/// Evaluates a variable-free node (constant folding).
+pub(crate) fn eval_constant(node: &Node) -> Result<Val, String> {
+    let null = Val::Null;
+    let req = Request {
+        claims: &null,
+        scopes: &null,
+        roles: &null,
+        context: &null,
+        resource: &NoResource,
+    };
+    eval(node, &req, &mut Vec::new()).map_err(|e| e.0)
+}
+
+/// Deepest nesting of comprehensions and calls evaluated; conditions are short (4 KiB), so
+/// this only stops pathological inputs before the stack does.
+const MAX_DEPTH: usize = 200;
+
+pub fn eval(node: &Node, req: &Request, frame: &mut Vec<Val>) -> Result<Val, EvalError> {
+    Eval { req, depth: 0 }.eval(node, frame)
+}
+
+struct Eval<'r, 'a> {
+    req: &'r Request<'a>,
+    depth: usize,
+}
+
+impl Eval<'_, '_> {
+    fn eval(&mut self, node: &Node, frame: &mut Vec<Val>) -> Result<Val, EvalError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return err("expression nested too deeply");
+        }
+        let out = self.eval_inner(node, frame);
+        self.depth -= 1;
+        out
+    }
+
+    fn bool(&mut self, node: &Node, frame: &mut Vec<Val>) -> Result<bool, EvalError> {
+        match self.eval(node, frame)? {
+            Val::Bool(b) => Ok(b),
+            other => err(format!("expected bool, got {}", other.type_name())),
+        }
+    }
+
+    fn eval_inner(&mut self, node: &Node, frame: &mut Vec<Val>) -> Result<Val, EvalError> {
+        Ok(match node {
+            Node::Const(v) => v.clone(),
+            Node::Claims => self.req.claims.clone(),
+            Node::Scopes => self.req.scopes.clone(),
+            Node::Roles => self.req.roles.clone(),
+            Node::Context => self.req.context.clone(),
+            Node::Resource => self.req.resource.whole(),
+            Node::ResourceField(f) => match self.req.resource.field(f) {
+                Some(v) => v,
+                None => return err(format!("no such key `{f}` in resource")),
+            },
+            Node::HasResourceField(f) => Val::Bool(self.req.resource.field(f).is_some()),
+            Node::Local(slot) => frame.get(*slot).cloned().unwrap_or(Val::Null),
+            Node::Select(operand, f) => match self.eval(operand, frame)? {
+                Val::Map(m) => match m.get(&**f) {
+                    Some(v) => v.clone(),
+                    None => return err(format!("no such key `{f}`")),
+                },
+                other => return err(format!("cannot select `{f}` from a {}", other.type_name())),
+            },
+            Node::Has(operand, f) => match self.eval(operand, frame)? {
+                Val::Map(m) => Val::Bool(m.contains_key(&**f)),
+                other => return err(format!("has() needs a map, got {}", other.type_name())),
+            },
+            Node::List(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for i in items {
+                    out.push(self.eval(i, frame)?);
+                }
+                Val::List(Rc::new(out))
+            }
+            Node::Map(entries) => {
+                let mut out = Map::new();
+                for (k, v) in entries {
+                    let Val::Str(key) = self.eval(k, frame)? else {
+                        return err("map keys must be strings");
+                    };
+                    let value = self.eval(v, frame)?;
+                    if out.insert(key.clone(), value).is_some() {
+                        return err(format!("duplicate map key `{key}`"));
+                    }
+                }
+                Val::Map(Rc::new(out))
+            }
+            Node::And(a, b) => {
+                let left = self.bool(a, frame);
+                if left == Ok(false) {
+                    return Ok(Val::Bool(false));
+                }
+                let right = self.bool(b, frame);
+                match (left, right) {
+                    (_, Ok(false)) => Val::Bool(false),
+                    (Ok(true), Ok(true)) => Val::Bool(true),
+                    (Err(e), _) | (_, Err(e)) => return Err(e),
+                    _ => Val::Bool(false),
+                }
+            }
+            Node::Or(a, b) => {
+                let left = self.bool(a, frame);
+                if left == Ok(true) {
+                    return Ok(Val::Bool(true));
+                }
+                let right = self.bool(b, frame);
+                match (left, right) {
+                    (_, Ok(true)) => Val::Bool(true),
+                    (Ok(false), Ok(false)) => Val::Bool(false),
+                    (Err(e), _) | (_, Err(e)) => return Err(e),
+                    _ => Val::Bool(true),
+                }
+            }
+            Node::Not(a) => Val::Bool(!self.bool(a, frame)?),
+            Node::NotStrictlyFalse(a) => {
+                Val::Bool(!matches!(self.eval(a, frame), Ok(Val::Bool(false))))
+            }
+            Node::Neg(a) => match self.eval(a, frame)? {
+                Val::Int(i) => Val::Int(
+                    i.checked_neg()
+                        .ok_or_else(|| EvalError("int overflow".into()))?,
+                ),
+                Val::Double(d) => Val::Double(-d),
+                Val::Duration(d) => Val::Duration(-d),
+                other => return err(format!("no overload of `-` for {}", other.type_name())),
+            },
+            Node::Cond(c, a, b) => {
+                if self.bool(c, frame)? {
+                    self.eval(a, frame)?
+                } else {
+                    self.eval(b, frame)?
+                }
+            }
+            Node::Op(op, a, b) => {
+                let a = self.eval(a, frame)?;
+                let b = self.eval(b, frame)?;
+                binary(*op, &a, &b)?
+            }
+            Node::Call(f, args) => {
+                let mut vals = Vec::with_capacity(args.len());
+                for a in args {
+                    vals.push(self.eval(a, frame)?);
+                }
+                call(*f, &vals)?
+            }
+            Node::Fold {
+                range,
+                iter,
+                accu,
+                init,
+                cond,
+                step,
+                result,
+            } => {
+                let items: Vec<Val> = match self.eval(range, frame)? {
+                    Val::List(l) => l.iter().cloned().collect(),
+                    Val::Map(m) => m.keys().map(|k| Val::Str(k.clone())).collect(),
+                    other => return err(format!("cannot iterate over a {}", other.type_name())),
+                };
+                let need = (*iter).max(*accu) + 1;
+                if frame.len() < need {
+                    frame.resize(need, Val::Null);
+                }
+                frame[*accu] = self.eval(init, frame)?;
+                for item in items {
+                    if !self.bool(cond, frame)? {
+                        break;
+                    }
+                    frame[*iter] = item;
+                    let next = self.eval(step, frame)?;
+                    frame[*accu] = next;
+                }
+                self.eval(result, frame)?
+            }
+        })
+    }
+}
+
+fn binary(op: Op, a: &Val, b: &Val) -> Result<Val, EvalError> {
+    let no = || {
+        err(format!(
+            "no overload of `{op:?}` for {} and {}",
+            a.type_name(),
+            b.type_name()
+        ))
+    };
+    let ord = |want: fn(Ordering) -> bool| match a.compare(b) {
+        Some(o) => Ok(Val::Bool(want(o))),
+        None => err(format!(
+            "cannot compare {} with {}",
+            a.type_name(),
+            b.type_name()
+        )),
+    };
+    match op {
+        Op::Eq => Ok(Val::Bool(a.equals(b))),
+        Op::Ne => Ok(Val::Bool(!a.equals(b))),
+        Op::Lt => ord(|o| o == Ordering::Less),
+        Op::Le => ord(|o| o != Ordering::Greater),
+        Op::Gt => ord(|o| o == Ordering::Greater),
+        Op::Ge => ord(|o| o != Ordering::Less),
+        Op::In => match b {
+            Val::List(l) => Ok(Val::Bool(l.iter().any(|x| x.equals(a)))),
+            Val::Map(m) => match a {
+                Val::Str(k) => Ok(Val::Bool(m.contains_key(&**k))),
+                _ => Ok(Val::Bool(false)),
+            },
+            _ => no(),
+        },
+        Op::Index => match (a, b) {
+            (Val::List(l), idx) => {
+                let i = match idx {
+                    Val::Int(i) => *i,
+                    Val::Uint(u) => i64::try_from(*u).unwrap_or(i64::MAX),
+                    Val::Double(d) if d.fract() == 0.0 => *d as i64,
+                    _ => return no(),
+                };
+                usize::try_from(i)
+                    .ok()
+                    .and_then(|i| l.get(i))
+                    .cloned()
+                    .ok_or_else(|| EvalError(format!("index {i} out of range")))
+            }
+            (Val::Map(m), Val::Str(k)) => m
+                .get(&**k)
+                .cloned()
+                .ok_or_else(|| EvalError(format!("no such key `{k}`"))),
+            _ => no(),
+        },
+        Op::Add => match (a, b) {
+            (Val::Int(x), Val::Int(y)) => x.checked_add(*y).map(Val::Int).ok_or_else(overflow),
+            (Val::Uint(x), Val::Uint(y)) => x.checked_add(*y).map(Val::Uint).ok_or_else(overflow),
+            (Val::Double(x), Val::Double(y)) => Ok(Val::Double(x + y)),
+            (Val::Str(x), Val::Str(y)) => Ok(Val::Str(Rc::from(format!("{x}{y}")))),
+            (Val::List(x), Val::List(y)) => Ok(Val::List(Rc::new(
+                x.iter().chain(y.iter()).cloned().collect(),
+            ))),
+            (Val::Timestamp(t), Val::Duration(d)) | (Val::Duration(d), Val::Timestamp(t)) => {
+                timestamp(t + d)
+            }
+            (Val::Duration(x), Val::Duration(y)) => Ok(Val::Duration(x + y)),
+            _ => no(),
+        },
+        Op::Sub => match (a, b) {
+            (Val::Int(x), Val::Int(y)) => x.checked_sub(*y).map(Val::Int).ok_or_else(overflow),
+            (Val::Uint(x), Val::Uint(y)) => x.checked_sub(*y).map(Val::Uint).ok_or_else(overflow),
+            (Val::Double(x), Val::Double(y)) => Ok(Val::Double(x - y)),
+            (Val::Timestamp(t), Val::Duration(d)) => timestamp(t - d),
+            (Val::Timestamp(x), Val::Timestamp(y)) => Ok(Val::Duration(x - y)),
+            (Val::Duration(x), Val::Duration(y)) => Ok(Val::Duration(x - y)),
+            _ => no(),
+        },
+        Op::Mul => match (a, b) {
+            (Val::Int(x), Val::Int(y)) => x.checked_mul(*y).map(Val::Int).ok_or_else(overflow),
+            (Val::Uint(x), Val::Uint(y)) => x.checked_mul(*y).map(Val::Uint).ok_or_else(overflow),
+            (Val::Double(x), Val::Double(y)) => Ok(Val::Double(x * y)),
+            _ => no(),
+        },
+        Op::Div => match (a, b) {
+            (Val::Int(_), Val::Int(0)) | (Val::Uint(_), Val::Uint(0)) => err("division by zero"),
+            (Val::Int(x), Val::Int(y)) => x.checked_div(*y).map(Val::Int).ok_or_else(overflow),
+            (Val::Uint(x), Val::Uint(y)) => Ok(Val::Uint(x / y)),
+            (Val::Double(x), Val::Double(y)) => Ok(Val::Double(x / y)),
+            _ => no(),
+        },
+        Op::Mod => match (a, b) {
+            (Val::Int(_), Val::Int(0)) | (Val::Uint(_), Val::Uint(0)) => err("modulus by zero"),
+            (Val::Int(x), Val::Int(y)) => x.checked_rem(*y).map(Val::Int).ok_or_else(overflow),
+            (Val::Uint(x), Val::Uint(y)) => Ok(Val::Uint(x % y)),
+            _ => no(),
+        },
+    }
+}
+
+fn overflow() -> EvalError {
+    EvalError("integer overflow".into())
+}
+
+fn timestamp(ns: i128) -> Result<Val, EvalError> {
+    if time::in_range(ns) {
+        Ok(Val::Timestamp(ns))
+    } else {
+        err("timestamp out of range")
+    }
+}
+
+fn call(f: Builtin, args: &[Val]) -> Result<Val, EvalError> {
+    let no = || {
+        err(format!(
+            "no overload of `{}` for ({})",
+            name(f),
+            args.iter()
+                .map(Val::type_name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    };
+    let text = |i: usize| match args.get(i) {
+        Some(Val::Str(s)) => Some(s.clone()),
+        _ => None,
+    };
+    match f {
+        Builtin::Size => match args.first() {
+            Some(Val::Str(s)) => Ok(Val::Int(s.chars().count() as i64)),
+            Some(Val::List(l)) => Ok(Val::Int(l.len() as i64)),
+            Some(Val::Map(m)) => Ok(Val::Int(m.len() as i64)),
+            _ => no(),
+        },
+        Builtin::StartsWith | Builtin::EndsWith | Builtin::Contains => match (text(0), text(1)) {
+            (Some(s), Some(p)) => Ok(Val::Bool(match f {
+                Builtin::StartsWith => s.starts_with(&*p),
+                Builtin::EndsWith => s.ends_with(&*p),
+                _ => s.contains(&*p),
+            })),
+            _ => no(),
+        },
+        Builtin::Int => match args.first() {
+            Some(Val::Int(i)) => Ok(Val::Int(*i)),
+            Some(Val::Uint(u)) => i64::try_from(*u).map(Val::Int).map_err(|_| overflow()),
+            Some(Val::Double(d)) if d.is_finite() && d.abs() < 9.2e18 => {
+                Ok(Val::Int(d.trunc() as i64))
+            }
+            Some(Val::Str(s)) => s
+                .parse()
+                .map(Val::Int)
+                .map_err(|_| EvalError(format!("cannot convert `{s}` to int"))),
+            Some(Val::Timestamp(t)) => Ok(Val::Int(t.div_euclid(NANOS) as i64)),
+            Some(Val::Double(_)) => Err(overflow()),
+            _ => no(),
+        },
+        Builtin::Uint => match args.first() {
+            Some(Val::Uint(u)) => Ok(Val::Uint(*u)),
+            Some(Val::Int(i)) => u64::try_from(*i).map(Val::Uint).map_err(|_| overflow()),
+            Some(Val::Double(d)) if d.is_finite() && *d >= 0.0 && *d < 1.8e19 => {
+                Ok(Val::Uint(d.trunc() as u64))
+            }
+            Some(Val::Str(s)) => s
+                .parse()
+                .map(Val::Uint)
+                .map_err(|_| EvalError(format!("cannot convert `{s}` to uint"))),
+            Some(Val::Double(_)) => Err(overflow()),
+            _ => no(),
+        },
+        Builtin::Double => match args.first() {
+            Some(Val::Double(d)) => Ok(Val::Double(*d)),
+            Some(Val::Int(i)) => Ok(Val::Double(*i as f64)),
+            Some(Val::Uint(u)) => Ok(Val::Double(*u as f64)),
+            Some(Val::Str(s)) => s
+                .parse()
+                .map(Val::Double)
+                .map_err(|_| EvalError(format!("cannot convert `{s}` to double"))),
+            _ => no(),
+        },
+        Builtin::String => match args.first() {
+            Some(Val::Str(s)) => Ok(Val::Str(s.clone())),
+            Some(Val::Bool(b)) => Ok(Val::str(if *b { "true" } else { "false" })),
+            Some(Val::Int(i)) => Ok(Val::Str(Rc::from(i.to_string()))),
+            Some(Val::Uint(u)) => Ok(Val::Str(Rc::from(u.to_string()))),
+            Some(Val::Double(d)) => Ok(Val::Str(Rc::from(d.to_string()))),
+            Some(v @ (Val::Timestamp(_) | Val::Duration(_))) => {
+                Ok(Val::Str(Rc::from(v.to_string())))
+            }
+            _ => no(),
+        },
+        Builtin::Bool => match args.first() {
+            Some(Val::Bool(b)) => Ok(Val::Bool(*b)),
+            Some(Val::Str(s)) => match &**s {
+                "true" | "True" | "TRUE" | "t" | "1" => Ok(Val::Bool(true)),
+                "false" | "False" | "FALSE" | "f" | "0" => Ok(Val::Bool(false)),
+                _ => err(format!("cannot convert `{s}` to bool")),
+            },
+            _ => no(),
+        },
+        Builtin::Timestamp => match args.first() {
+            Some(Val::Str(s)) => time::parse_timestamp(s)
+                .map(Val::Timestamp)
+                .map_err(EvalError),
+            Some(Val::Int(secs)) => timestamp(i128::from(*secs) * NANOS),
+            Some(Val::Timestamp(t)) => Ok(Val::Timestamp(*t)),
+            _ => no(),
+        },
+        Builtin::Duration => match args.first() {
+            Some(Val::Str(s)) => time::parse_duration(s)
+                .map(Val::Duration)
+                .map_err(EvalError),
+            Some(Val::Duration(d)) => Ok(Val::Duration(*d)),
+            _ => no(),
+        },
+        Builtin::Dyn => args.first().cloned().map_or_else(no, Ok),
+        Builtin::Accessor(field) => {
+            let tz = match args.get(1) {
+                None => None,
+                Some(Val::Str(z)) => Some(z.clone()),
+                Some(_) => return no(),
+            };
+            match args.first() {
+                Some(Val::Timestamp(t)) => time::calendar(*t, field, tz.as_deref())
+                    .map(Val::Int)
+                    .map_err(EvalError),
+                Some(Val::Duration(d)) if tz.is_none() => {
+                    let unit = match field {
+                        "getHours" => 3600 * NANOS,
+                        "getMinutes" => 60 * NANOS,
+                        "getSeconds" => NANOS,
+                        "getMilliseconds" => 1_000_000,
+                        _ => return no(),
+                    };
+                    Ok(Val::Int((d / unit) as i64))
+                }
+                _ => no(),
+            }
+        }
+    }
+}
+
+fn name(f: Builtin) -> &'static str {
+    match f {
+        Builtin::Size => "size",
+        Builtin::StartsWith => "startsWith",
+        Builtin::EndsWith => "endsWith",
+        Builtin::Contains => "contains",
+        Builtin::Int => "int",
+        Builtin::Uint => "uint",
+        Builtin::Double => "double",
+        Builtin::String => "string",
+        Builtin::Bool => "bool",
+        Builtin::Timestamp => "timestamp",
+        Builtin::Duration => "duration",
+        Builtin::Dyn => "dyn",
+        Builtin::Accessor(a) => a,
+    }
+}

@@ -1,0 +1,304 @@
+//! Fine-grained rules as data: permit/forbid rules with CEL conditions, and the decision.
+//!
+//! Semantics (Cedar's, but stricter on errors): default deny; a request is allowed iff at
+//! least one enabled matching permit holds and no enabled matching forbid holds. A condition
+//! that fails to evaluate fails closed: an erroring permit does not hold, an erroring forbid
+//! does. A rule matches when its `resource_type` is the request's (or `*`) and its `actions`
+//! contain the request's action (or `*`).
+
+pub mod compile;
+pub mod eval;
+pub mod time;
+pub mod value;
+
+use crate::token::quote;
+use compile::{compile, Program};
+use eval::{EvalError, Request};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::fmt;
+use value::Val;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    Permit,
+    Forbid,
+}
+
+impl Effect {
+    pub fn name(self) -> &'static str {
+        match self {
+            Effect::Permit => "permit",
+            Effect::Forbid => "forbid",
+        }
+    }
+}
+
+/// Why a rule row was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleError(pub String);
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug)]
+pub struct Rule {
+    pub name: String,
+    pub effect: Effect,
+    pub actions: Vec<String>,
+    pub resource_type: String,
+    /// `None`: no condition, the rule always holds when it matches.
+    pub program: Option<Program>,
+    pub enabled: bool,
+}
+
+impl Rule {
+    /// Validates one `oidc.rules` row given as `to_jsonb(row)`; compiles its condition.
+    pub fn from_row(row: &Value) -> Result<Rule, RuleError> {
+        let row = row
+            .as_object()
+            .ok_or_else(|| RuleError("rule row must be a JSON object".into()))?;
+        let name = match row.get("name") {
+            Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+            _ => return Err(RuleError("`name` must be a non-empty string".into())),
+        };
+        let err = |m: String| RuleError(format!("rule `{}`: {m}", quote(&name)));
+        let effect = match row.get("effect").and_then(Value::as_str) {
+            Some("permit") => Effect::Permit,
+            Some("forbid") => Effect::Forbid,
+            _ => return Err(err("`effect` must be `permit` or `forbid`".into())),
+        };
+        let actions: Vec<String> = match row.get("actions") {
+            Some(Value::Array(a)) if !a.is_empty() => a
+                .iter()
+                .map(|v| match v.as_str() {
+                    Some(s) if !s.is_empty() => Ok(s.to_string()),
+                    _ => Err(err("`actions` must hold non-empty strings".into())),
+                })
+                .collect::<Result<_, _>>()?,
+            _ => {
+                return Err(err(
+                    "`actions` must list at least one action (or `*`)".into()
+                ))
+            }
+        };
+        let resource_type = match row.get("resource_type") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            _ => {
+                return Err(err(
+                    "`resource_type` must be a non-empty string (or `*`)".into()
+                ))
+            }
+        };
+        let program = match row.get("condition") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.trim().is_empty() => None,
+            Some(Value::String(s)) => Some(compile(s).map_err(|e| err(format!("condition: {e}")))?),
+            Some(_) => return Err(err("`condition` must be text".into())),
+        };
+        let enabled = row.get("enabled").and_then(Value::as_bool).unwrap_or(true);
+        Ok(Rule {
+            name,
+            effect,
+            actions,
+            resource_type,
+            program,
+            enabled,
+        })
+    }
+
+    fn matches(&self, action: &str, resource_type: &str) -> bool {
+        self.enabled
+            && (self.resource_type == resource_type || self.resource_type == "*")
+            && self.actions.iter().any(|a| a == action || a == "*")
+    }
+
+    /// Whether the condition holds: `Ok(true)`/`Ok(false)`, or why it could not be decided.
+    pub fn evaluate(&self, req: &Request) -> Result<bool, EvalError> {
+        let Some(program) = &self.program else {
+            return Ok(true);
+        };
+        let mut frame = Vec::with_capacity(program.slots);
+        match eval::eval(&program.root, req, &mut frame)? {
+            Val::Bool(b) => Ok(b),
+            other => Err(EvalError(format!(
+                "condition gave {}, not bool",
+                other.type_name()
+            ))),
+        }
+    }
+
+    /// Fail closed: an erroring permit does not hold, an erroring forbid does.
+    fn holds(&self, req: &Request) -> bool {
+        self.evaluate(req).unwrap_or(self.effect == Effect::Forbid)
+    }
+}
+
+/// Every rule, enabled or not, in name order.
+#[derive(Default, Debug)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+}
+
+/// The rules matching one (action, resource type), forbids and permits apart.
+#[derive(Debug, Default, Clone)]
+pub struct Matching {
+    forbids: Vec<usize>,
+    permits: Vec<usize>,
+}
+
+/// A decision and the rule that decided it: the first permit that held, the first forbid
+/// that held, or none (default deny).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    pub allowed: bool,
+    pub deciding: Option<usize>,
+}
+
+impl RuleSet {
+    /// Builds the set from rows; a row that fails validation (possible only if written
+    /// around the validating trigger) is left out — so its permit cannot grant, but its
+    /// forbid cannot deny either — and its error returned for the caller to report.
+    pub fn from_rows(rows: &[Value]) -> (RuleSet, Vec<RuleError>) {
+        let mut rules = Vec::new();
+        let mut errors = Vec::new();
+        for row in rows {
+            match Rule::from_row(row) {
+                Ok(rule) => rules.push(rule),
+                Err(e) => errors.push(e),
+            }
+        }
+        rules.sort_by(|a, b| a.name.cmp(&b.name));
+        (RuleSet { rules }, errors)
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    pub fn rule(&self, i: usize) -> &Rule {
+        &self.rules[i]
+    }
+
+    pub fn matching(&self, action: &str, resource_type: &str) -> Matching {
+        let mut m = Matching::default();
+        for (i, r) in self.rules.iter().enumerate() {
+            if r.matches(action, resource_type) {
+                match r.effect {
+                    Effect::Forbid => m.forbids.push(i),
+                    Effect::Permit => m.permits.push(i),
+                }
+            }
+        }
+        m
+    }
+
+    /// The decision, evaluating as little as possible: forbids first (one that holds or
+    /// errors denies at once), then permits until one holds.
+    pub fn decide(&self, m: &Matching, req: &Request) -> Verdict {
+        for &i in &m.forbids {
+            if self.rules[i].holds(req) {
+                return Verdict {
+                    allowed: false,
+                    deciding: Some(i),
+                };
+            }
+        }
+        for &i in &m.permits {
+            if self.rules[i].holds(req) {
+                return Verdict {
+                    allowed: true,
+                    deciding: Some(i),
+                };
+            }
+        }
+        Verdict {
+            allowed: false,
+            deciding: None,
+        }
+    }
+
+    /// The decision with every matching rule evaluated, for `explain` and `replay`.
+    pub fn explain(&self, action: &str, resource_type: &str, req: &Request) -> Explanation {
+        let m = self.matching(action, resource_type);
+        let mut ex = Explanation::default();
+        for &i in m.forbids.iter().chain(m.permits.iter()) {
+            let rule = &self.rules[i];
+            if let Some(p) = &rule.program {
+                ex.reads.extend(p.reads.iter().cloned());
+            }
+            match (rule.effect, rule.evaluate(req)) {
+                (Effect::Forbid, Ok(true)) => ex.forbids.push(rule.name.clone()),
+                (Effect::Permit, Ok(true)) => ex.permits.push(rule.name.clone()),
+                (_, Ok(false)) => ex.not_held.push(rule.name.clone()),
+                (effect, Err(e)) => {
+                    if effect == Effect::Forbid {
+                        ex.forbids.push(rule.name.clone());
+                    }
+                    ex.errors.push((rule.name.clone(), effect, e.0));
+                }
+            }
+        }
+        ex.allowed = ex.forbids.is_empty() && !ex.permits.is_empty();
+        ex
+    }
+}
+
+/// Why a request was allowed or denied.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Explanation {
+    pub allowed: bool,
+    /// Permits that held.
+    pub permits: Vec<String>,
+    /// Forbids that held, including those that errored (fail closed).
+    pub forbids: Vec<String>,
+    /// Matching rules whose condition was false.
+    pub not_held: Vec<String>,
+    /// Matching rules whose condition could not be evaluated, with the error.
+    pub errors: Vec<(String, Effect, String)>,
+    /// What the evaluated conditions read (`claims.sub`, `resource.labels`, …).
+    pub reads: BTreeSet<String>,
+}
+
+impl Explanation {
+    pub fn to_json(&self) -> Value {
+        let reason = if !self.forbids.is_empty() {
+            "a forbid rule holds"
+        } else if self.permits.is_empty() {
+            "no permit rule holds (default deny)"
+        } else {
+            "a permit rule holds and no forbid rule does"
+        };
+        json!({
+            "decision": if self.allowed { "allow" } else { "deny" },
+            "reason": reason,
+            "permits": self.permits,
+            "forbids": self.forbids,
+            "not_held": self.not_held,
+            "errors": self.errors.iter().map(|(rule, effect, error)| json!({
+                "rule": rule, "effect": effect.name(), "error": error,
+            })).collect::<Vec<_>>(),
+            "reads": self.reads,
+        })
+    }
+}
+
+/// The `context` variable: `time` (a timestamp), and `method`/`path` when known.
+pub fn context(time_ns: i128, method: Option<&str>, path: Option<&str>) -> Val {
+    let mut m = value::Map::new();
+    m.insert("time".into(), Val::Timestamp(time_ns));
+    if let Some(method) = method {
+        m.insert("method".into(), Val::str(method));
+    }
+    if let Some(path) = path {
+        m.insert("path".into(), Val::str(path));
+    }
+    Val::Map(std::rc::Rc::new(m))
+}

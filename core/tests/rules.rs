@@ -1,0 +1,222 @@
+//! The rule engine's semantics, one table row per rule of the model (see rules/mod.rs):
+//! default deny, permit/forbid, fail closed on errors, action and type matching.
+
+use oidc_authz_core::rules::eval::Request;
+use oidc_authz_core::rules::value::Val;
+use oidc_authz_core::rules::{context, RuleSet};
+use serde_json::json;
+
+fn set(rules: serde_json::Value) -> RuleSet {
+    let rows = rules.as_array().cloned().unwrap_or_default();
+    let (set, errors) = RuleSet::from_rows(&rows);
+    assert!(errors.is_empty(), "{errors:?}");
+    set
+}
+
+struct World {
+    claims: Val,
+    scopes: Val,
+    roles: Val,
+    context: Val,
+}
+
+fn world(claims: serde_json::Value) -> World {
+    World {
+        claims: Val::from_json(&claims),
+        scopes: Val::list_of_strings(&["docs:read".to_string()]),
+        roles: Val::list_of_strings(&[]),
+        // 2026-11-27T10:00:00Z, a Friday
+        context: context(
+            1_795_773_600 * 1_000_000_000,
+            Some("GET"),
+            Some("/documents"),
+        ),
+    }
+}
+
+fn allowed(
+    set: &RuleSet,
+    w: &World,
+    action: &str,
+    rtype: &str,
+    resource: serde_json::Value,
+) -> bool {
+    let resource = Val::from_json(&resource);
+    let req = Request {
+        claims: &w.claims,
+        scopes: &w.scopes,
+        roles: &w.roles,
+        context: &w.context,
+        resource: &resource,
+    };
+    let fast = set.decide(&set.matching(action, rtype), &req).allowed;
+    let explained = set.explain(action, rtype, &req);
+    assert_eq!(
+        fast, explained.allowed,
+        "decide and explain disagree: {explained:?}"
+    );
+    fast
+}
+
+#[test]
+fn default_deny_permit_and_forbid() {
+    let w = world(json!({"sub": "alice", "groups": ["eng"]}));
+    let none = set(json!([]));
+    assert!(!allowed(&none, &w, "read", "document", json!({})));
+
+    let owner = set(json!([
+        {"name": "owner", "effect": "permit", "actions": ["read", "update"], "resource_type": "document",
+         "condition": "resource.owner == claims.sub"}
+    ]));
+    assert!(allowed(
+        &owner,
+        &w,
+        "read",
+        "document",
+        json!({"owner": "alice"})
+    ));
+    assert!(!allowed(
+        &owner,
+        &w,
+        "read",
+        "document",
+        json!({"owner": "bob"})
+    ));
+    assert!(
+        !allowed(&owner, &w, "delete", "document", json!({"owner": "alice"})),
+        "action not listed"
+    );
+    assert!(
+        !allowed(&owner, &w, "read", "folder", json!({"owner": "alice"})),
+        "other type"
+    );
+
+    let with_forbid = set(json!([
+        {"name": "owner", "effect": "permit", "actions": ["*"], "resource_type": "document",
+         "condition": "resource.owner == claims.sub"},
+        {"name": "suspended", "effect": "forbid", "actions": ["*"], "resource_type": "*",
+         "condition": "has(claims.suspended) && claims.suspended"}
+    ]));
+    assert!(allowed(
+        &with_forbid,
+        &w,
+        "read",
+        "document",
+        json!({"owner": "alice"})
+    ));
+    let suspended = world(json!({"sub": "alice", "suspended": true}));
+    assert!(!allowed(
+        &with_forbid,
+        &suspended,
+        "read",
+        "document",
+        json!({"owner": "alice"})
+    ));
+}
+
+#[test]
+fn errors_fail_closed() {
+    let w = world(json!({"sub": "alice"}));
+    // A permit whose condition errors (missing attribute) does not hold.
+    let permit = set(json!([
+        {"name": "p", "effect": "permit", "actions": ["read"], "resource_type": "document",
+         "condition": "resource.owner == claims.sub"}
+    ]));
+    assert!(!allowed(&permit, &w, "read", "document", json!({})));
+    // A forbid whose condition errors holds: it denies, even next to a permit that holds.
+    let forbid = set(json!([
+        {"name": "always", "effect": "permit", "actions": ["read"], "resource_type": "document"},
+        {"name": "f", "effect": "forbid", "actions": ["read"], "resource_type": "document",
+         "condition": "claims.suspended"}
+    ]));
+    assert!(!allowed(&forbid, &w, "read", "document", json!({})));
+    let resource = Val::from_json(&json!({}));
+    let req = Request {
+        claims: &w.claims,
+        scopes: &w.scopes,
+        roles: &w.roles,
+        context: &w.context,
+        resource: &resource,
+    };
+    let ex = forbid.explain("read", "document", &req).to_json();
+    assert_eq!(ex["decision"], "deny");
+    assert_eq!(ex["forbids"], json!(["f"]));
+    assert_eq!(ex["errors"][0]["rule"], "f");
+    assert_eq!(ex["permits"], json!(["always"]));
+    // A disabled rule does not match.
+    let disabled = set(json!([
+        {"name": "always", "effect": "permit", "actions": ["read"], "resource_type": "document", "enabled": false}
+    ]));
+    assert!(!allowed(&disabled, &w, "read", "document", json!({})));
+}
+
+#[test]
+fn cel_features_used_by_policies() {
+    let w = world(
+        json!({"sub": "alice", "groups": ["eng", "ops"], "exp": 1_900_000_000, "tenant": "t1"}),
+    );
+    let cases = [
+        ("resource.labels.exists(l, l in claims.groups)", json!({"labels": ["ops", "x"]}), true),
+        ("resource.labels.exists(l, l in claims.groups)", json!({"labels": ["x"]}), false),
+        ("resource.labels.all(l, l.startsWith('o'))", json!({"labels": ["ops", "own"]}), true),
+        ("size(resource.labels) == 2 && 'x' in resource.labels", json!({"labels": ["ops", "x"]}), true),
+        ("'docs:read' in scopes && resource.tenant == claims.tenant", json!({"tenant": "t1"}), true),
+        ("claims.exp + 60 > 1900000000", json!({}), true),
+        ("context.time.getHours('Europe/Berlin') >= 9 && context.time.getHours('Europe/Berlin') < 17", json!({}), true),
+        ("context.time.getDayOfWeek() in [1, 2, 3, 4, 5]", json!({}), true),
+        ("context.time < timestamp('2027-01-01T00:00:00Z')", json!({}), true),
+        ("context.time - timestamp('2026-11-27T09:00:00Z') > duration('30m')", json!({}), true),
+        ("context.method == 'GET' && context.path.startsWith('/doc')", json!({}), true),
+        ("has(claims.missing) ? claims.missing : true", json!({}), true),
+        ("!has(resource.secret) || resource.secret == false", json!({"secret": false}), true),
+        ("{'a': 1}['a'] == 1 && [1, 2][1] == 2", json!({}), true),
+        ("resource.size >= 1.5 && resource.size < 2", json!({"size": 1.5}), true),
+    ];
+    for (condition, resource, want) in cases {
+        let rules = set(
+            json!([{"name": "r", "effect": "permit", "actions": ["read"],
+            "resource_type": "document", "condition": condition}]),
+        );
+        assert_eq!(
+            allowed(&rules, &w, "read", "document", resource),
+            want,
+            "{condition}"
+        );
+    }
+}
+
+#[test]
+fn bad_conditions_are_refused_with_their_position() {
+    for (condition, message, line, column) in [
+        ("resource.owner == ", "Syntax error", 1, 19),
+        (
+            "resource.owner == user.sub",
+            "unknown variable `user`",
+            1,
+            19,
+        ),
+        (
+            "claims.sub.lower() == 'a'",
+            "unknown function `lower`",
+            1,
+            17,
+        ),
+        ("x.exists(y, y)", "unknown variable `x`", 1, 1),
+        (
+            "timestamp('yesterday') < context.time",
+            "invalid timestamp `yesterday`",
+            1,
+            10,
+        ),
+        ("claims.a &&\n  nope", "unknown variable `nope`", 2, 3),
+    ] {
+        let row = json!({"name": "r", "effect": "permit", "actions": ["read"], "resource_type": "d", "condition": condition});
+        let (_, errors) = RuleSet::from_rows(&[row]);
+        let text = errors.first().map(|e| e.0.clone()).unwrap_or_default();
+        assert!(text.contains(message), "{condition:?}: {text}");
+        assert!(
+            text.contains(&format!("at line {line}, column {column}")),
+            "{condition:?}: {text}"
+        );
+    }
+}
