@@ -47,25 +47,76 @@ def test_generic_plan_sees_each_tokens_rows(app, make_token):
         assert row[0] == ids
 
 
-def test_parallel_workers_see_the_same_token(app, make_token):
-    # GUCs, the token among them, are copied into parallel workers; accessors declared
-    # PARALLEL SAFE must then give the workers the same answer.
-    parallel_safe = app.execute(
-        "select bool_and(proparallel = 's') from pg_proc"
-        " where pronamespace = 'oidc'::regnamespace and proname = 'sub'"
-    ).fetchone()[0]
-    query = "select array_agg(id order by id) from docs"
-    with app.transaction():
-        app.execute("select set_config('oidc.token', %s, true)", (make_token(sub="alice"),))
-        serial = app.execute(query).fetchone()[0]
-        for name, value in [("force_parallel_mode", "on"), ("parallel_setup_cost", "0"),
-                            ("parallel_tuple_cost", "0"), ("min_parallel_table_scan_size", "0")]:
-            app.execute("select set_config(%s, %s, true)", (name, value))
-        plan = "\n".join(row[0] for row in app.execute("explain (costs off) " + query))
-        parallel = app.execute(query).fetchone()[0]
-    assert serial == parallel == [1, 2]
-    if parallel_safe:
-        assert "Gather" in plan, plan
+PAR_ROWS = 40_000
+PAR_OWNERS = ["alice", "bob", "carol", "dave"]  # row i belongs to PAR_OWNERS[i % 4]
+PARALLEL = [("parallel_setup_cost", "0"), ("parallel_tuple_cost", "0"), ("min_parallel_table_scan_size", "0"),
+            ("max_parallel_workers_per_gather", "2"),
+            # only the workers scan, so only the workers evaluate the policy
+            ("parallel_leader_participation", "off")]
+PAR_QUERY = "select count(*), sum(id) from par_docs"
+
+
+@pytest.fixture
+def par_docs(superuser):
+    superuser.execute("drop table if exists par_docs")
+    superuser.execute("create table par_docs (id int not null, owner text not null)")
+    superuser.execute("insert into par_docs select i, (%s::text[])[i %% 4 + 1] from generate_series(1, %s) i",
+                      (PAR_OWNERS, PAR_ROWS))
+    superuser.execute("alter table par_docs enable row level security")
+    superuser.execute("alter table par_docs force row level security")
+    superuser.execute("create policy own on par_docs for select using (owner = oidc.sub())")
+    superuser.execute(f"grant select on par_docs to {APP_ROLE}")
+    superuser.execute("analyze par_docs")
+    yield
+    superuser.execute("drop table par_docs")
+
+
+def expected_par(sub):
+    ids = [i for i in range(1, PAR_ROWS + 1) if PAR_OWNERS[i % 4] == sub]
+    return (len(ids), sum(ids)) if ids else (0, None)
+
+
+def nodes(plan):
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from nodes(child)
+
+
+def test_parallel_workers_see_the_same_token(app, make_token, par_docs):
+    # Settings, the token among them, are copied into parallel workers; the accessors are
+    # PARALLEL SAFE, so a worker must verify the same token and filter the same rows.
+    assert app.execute("select bool_and(proparallel = 's') from pg_proc where pronamespace = 'oidc'::regnamespace"
+                       " and proname in ('sub', 'uid', 'claims', 'claim', 'has_scope', 'roles')").fetchone()[0]
+    for sub in ["alice", "bob"]:
+        tok = make_token(sub=sub)
+        with app.transaction():
+            app.execute("select set_config('oidc.token', %s, true)", (tok,))
+            app.execute("set local max_parallel_workers_per_gather = 0")
+            serial_plan = app.execute("explain (format json) " + PAR_QUERY).fetchone()[0][0]["Plan"]
+            serial = app.execute(PAR_QUERY).fetchone()
+        with app.transaction():
+            app.execute("select set_config('oidc.token', %s, true)", (tok,))
+            for name, value in PARALLEL:
+                app.execute("select set_config(%s, %s, true)", (name, value))
+            plan = app.execute("explain (analyze, verbose, format json) " + PAR_QUERY).fetchone()[0][0]["Plan"]
+            parallel = app.execute(PAR_QUERY).fetchone()
+        assert not any("Gather" in n["Node Type"] for n in nodes(serial_plan)), serial_plan
+        assert serial == parallel == expected_par(sub), (sub, serial, parallel)
+
+        gather = next(n for n in nodes(plan) if n["Node Type"] == "Gather")
+        scan = next(n for n in nodes(plan) if n["Node Type"] == "Seq Scan")
+        assert gather["Workers Launched"] > 0, plan
+        assert scan["Parallel Aware"] and scan["Relation Name"] == "par_docs", scan
+        assert "oidc.sub()" in scan["Filter"], scan
+        # Every matching row was found by a worker (the leader did not scan).
+        assert sum(w["Actual Rows"] for w in scan["Workers"]) == expected_par(sub)[0], scan
+
+    # Anonymous and rejected tokens behave the same in a parallel plan.
+    for name, value in PARALLEL:
+        app.execute(f"set {name} = {value}")
+    assert app.execute(PAR_QUERY).fetchone() == (0, None)
+    err = assert_rejected(app, make_token(key=mint.attacker_key(), kid="rs256"), PAR_QUERY)
+    assert "signature" in str(err)
 
 
 def without_kid(conn, kid):
