@@ -99,7 +99,40 @@ python_venv() {
     printf '%s\n' "$want" >"$stamp"
 }
 
+node_runtime() {
+    # The test OpenID Provider (oidc-provider 9) needs Node.js 20 or later with npm. The machine
+    # image ships Node.js 20; Debian 12's own nodejs (18) is only a last resort and is refused
+    # below if that is what it brings.
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        [[ $EUID -eq 0 ]] || die "need root to install nodejs and npm"
+        step "apt-get install nodejs npm"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends nodejs npm
+    fi
+    local major
+    major=$(node -p 'process.versions.node.split(".")[0]')
+    ((major >= 20)) || die "Node.js $(node --version) is too old for oidc-provider 9 (needs 20 or later)"
+    step "node $(node --version), npm $(npm --version) present"
+}
+
+provider_packages() {
+    # tests/provider: the npm packages of the test OpenID Provider, exactly as package-lock.json
+    # pins them; reinstalled only when the lock file changed.
+    local dir=$ROOT/tests/provider want
+    local stamp=$dir/node_modules/.package-lock.sha256
+    want=$(sha256sum "$dir/package-lock.json" | awk '{ print $1 }')
+    if [[ -f $stamp && $(cat "$stamp") == "$want" ]]; then
+        step "provider npm packages up to date (tests/provider/node_modules)"
+        return
+    fi
+    step "npm ci in tests/provider"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    printf '%s\n' "$want" >"$stamp"
+}
+
 apt_packages
+node_runtime
+provider_packages
 cargo_pgrx
 pgrx_init
 python_venv
