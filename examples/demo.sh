@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A short tour of pg_oidc_authz on the throwaway cluster (make demo installs everything first).
-# Leaves the cluster and the database oidc_demo running for exploration.
+# A short tour of pg_oidc_authz on the throwaway cluster (make demo installs everything first):
+# SQL with PyJWT tokens, then examples/demo_api.sh (a real OpenID Provider, an API backend and
+# pgbouncer, over HTTP). Leaves the cluster and the databases oidc_demo and oidc_demo_api.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,4 +32,6 @@ say "Running examples/demo.sql as the superuser, then as demo_app"
 psql -d "$DB" -q -a -v jwks="$jwks" -v alice="$alice" -v bob="$bob" -v forged="$forged" -v expired="$expired" \
     -f "$ROOT/examples/demo.sql"
 
-say "Done. Explore with: scripts/cluster.sh psql -d $DB    Stop with: make cluster-stop"
+say "SQL tour done. Explore with: scripts/cluster.sh psql -d $DB    Stop with: make cluster-stop"
+
+"$ROOT/examples/demo_api.sh"
