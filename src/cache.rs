@@ -16,9 +16,12 @@
 
 use crate::error::Error;
 use crate::{settings, trust};
+use oidc_authz_core::rules::value::Val;
+use oidc_authz_core::rules::RuleSet;
 use oidc_authz_core::{
     bearer_from_headers, fingerprint, parse_uuid, verify_untimed, TokenError, TrustConfig, Verified,
 };
+use std::cell::OnceCell;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -45,6 +48,34 @@ pub struct Entry {
     pub verified: Verified,
     /// `sub` parsed as a uuid, if it is one.
     pub uid: Option<[u8; 16]>,
+    /// The rule engine's view of the claims, built at the first decision.
+    inputs: OnceCell<Inputs>,
+}
+
+/// What rules see of a principal: `claims`, `scopes`, `roles`.
+pub struct Inputs {
+    pub claims: Val,
+    pub scopes: Val,
+    pub roles: Val,
+}
+
+impl Inputs {
+    pub fn new(claims: &serde_json::Value, scopes: &[String], roles: &[String]) -> Inputs {
+        Inputs {
+            claims: Val::from_json(claims),
+            scopes: Val::list_of_strings(scopes),
+            roles: Val::list_of_strings(roles),
+        }
+    }
+}
+
+impl Entry {
+    pub fn inputs(&self) -> &Inputs {
+        self.inputs.get_or_init(|| {
+            let v = &self.verified;
+            Inputs::new(&v.claims, &v.scopes, &v.roles)
+        })
+    }
 }
 
 #[derive(Clone)]
@@ -59,6 +90,7 @@ struct State {
     config_generation: u64,
     current: Option<Current>,
     trust: Option<Rc<TrustConfig>>,
+    rules: Option<Rc<RuleSet>>,
     lru: Lru,
 }
 
@@ -68,6 +100,7 @@ thread_local! {
         config_generation: 0,
         current: None,
         trust: None,
+        rules: None,
         lru: Lru::new(),
     }) };
 }
@@ -86,11 +119,18 @@ pub fn now() -> i64 {
 
 /// Runs `f` on the current verified token; `Ok(None)` when there is no token (anonymous),
 /// an error when a token is present but invalid or no longer valid.
-///
-/// The fast path runs `f` inside a shared borrow of the state, without cloning anything;
-/// `f` must not call back into this module (the claim functions do not).
 #[inline]
 pub fn with_token<R>(f: impl FnOnce(&Entry) -> R) -> Result<Option<R>, Error> {
+    with_principal(|entry| entry.map(f))
+}
+
+/// Runs `f` on the current principal: the verified token's entry, or `None` when
+/// anonymous; an error when a token is present but invalid or no longer valid.
+///
+/// The fast path runs `f` inside a shared borrow of the state, without cloning anything;
+/// `f` must not call back into this module (the SQL functions' closures do not).
+#[inline]
+pub fn with_principal<R>(f: impl FnOnce(Option<&Entry>) -> R) -> Result<R, Error> {
     let token_generation = settings::TOKEN_GENERATION.load(Ordering::Relaxed);
     let config_generation = trust::CONFIG_GENERATION.load(Ordering::Relaxed);
     let mut f = Some(f);
@@ -99,22 +139,27 @@ pub fn with_token<R>(f: impl FnOnce(&Entry) -> R) -> Result<Option<R>, Error> {
             return None;
         }
         match &s.current {
-            Some(Current::Anonymous) => Some(Ok(None)),
-            Some(Current::Valid { entry, .. }) => Some(match entry.verified.check_time(now()) {
-                Ok(()) => Ok(f.take().map(|f| f(entry))),
-                Err(e) => Err(Error::Token(e)),
-            }),
+            Some(Current::Anonymous) => f.take().map(|f| Ok(f(None))),
+            Some(Current::Valid { entry, .. }) => match entry.verified.check_time(now()) {
+                Ok(()) => f.take().map(|f| Ok(f(Some(entry)))),
+                Err(e) => Some(Err(Error::Token(e))),
+            },
             _ => None,
         }
     });
     if let Some(result) = fast {
         return result;
     }
+    let Some(f) = f.take() else {
+        return Err(Error::Internal(
+            "the fast path consumed the closure without deciding",
+        ));
+    };
     match current() {
-        Current::Anonymous => Ok(None),
+        Current::Anonymous => Ok(f(None)),
         Current::Valid { entry, .. } => {
             entry.verified.check_time(now()).map_err(Error::Token)?;
-            Ok(f.take().map(|f| f(&entry)))
+            Ok(f(Some(&entry)))
         }
         Current::Invalid { error, .. } => Err(Error::Token(error)),
     }
@@ -174,14 +219,44 @@ impl State {
     }
 }
 
-fn resolve(config_generation: u64) -> Current {
+/// Drops everything derived from the configuration tables when they changed.
+fn sync_config(config_generation: u64) {
     STATE.with_borrow_mut(|s| {
         if s.config_generation != config_generation {
             s.trust = None;
+            s.rules = None;
             s.lru.clear();
+            s.current = None;
             s.config_generation = config_generation;
         }
     });
+}
+
+/// The trust configuration, loaded at first use after a change.
+pub fn trust() -> Rc<TrustConfig> {
+    sync_config(trust::CONFIG_GENERATION.load(Ordering::Relaxed));
+    if let Some(t) = STATE.with_borrow(|s| s.trust.clone()) {
+        return t;
+    }
+    // Loading runs SQL: no borrow of the state may be held across it.
+    let t = Rc::new(trust::load());
+    STATE.with_borrow_mut(|s| s.trust = Some(t.clone()));
+    t
+}
+
+/// The compiled rules, loaded at first use after a change.
+pub fn rules() -> Rc<RuleSet> {
+    sync_config(trust::CONFIG_GENERATION.load(Ordering::Relaxed));
+    if let Some(r) = STATE.with_borrow(|s| s.rules.clone()) {
+        return r;
+    }
+    let r = Rc::new(trust::load_rules());
+    STATE.with_borrow_mut(|s| s.rules = Some(r.clone()));
+    r
+}
+
+fn resolve(config_generation: u64) -> Current {
+    sync_config(config_generation);
     let (token, source) = match settings::token() {
         Some(t) => (t, Source::Setting),
         None => match settings::header_fallback()
@@ -197,21 +272,17 @@ fn resolve(config_generation: u64) -> Current {
     if let Some(entry) = STATE.with_borrow_mut(|s| s.lru.get(&key)) {
         return Current::Valid { entry, source };
     }
-    // Loading runs SQL: no borrow of the state may be held across it.
-    let trust = match STATE.with_borrow(|s| s.trust.clone()) {
-        Some(t) => t,
-        None => {
-            let t = Rc::new(trust::load());
-            STATE.with_borrow_mut(|s| s.trust = Some(t.clone()));
-            t
-        }
-    };
+    let trust = trust();
     // Time claims are checked at every use (`with_token`), so an expired token is still
     // cached as verified: `token_status()` can then say whose token expired, and when.
     match verify_untimed(&token, &trust, settings::max_token_bytes()) {
         Ok(verified) => {
             let uid = verified.sub.as_deref().and_then(parse_uuid);
-            let entry = Rc::new(Entry { verified, uid });
+            let entry = Rc::new(Entry {
+                verified,
+                uid,
+                inputs: OnceCell::new(),
+            });
             STATE.with_borrow_mut(|s| s.lru.insert(key, entry.clone(), settings::cache_size()));
             Current::Valid { entry, source }
         }

@@ -1,5 +1,6 @@
 //! The one place where errors become Postgres errors: SQLSTATE, message, detail, hint.
 
+use oidc_authz_core::rules::RuleError;
 use oidc_authz_core::{ConfigError, TokenError};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
@@ -11,6 +12,16 @@ pub enum Error {
     Config(ConfigError),
     /// `oidc.uid()` on a `sub` that is not a uuid: 22P02.
     NotUuid,
+    /// A refused rule row: 22023.
+    Rule(RuleError),
+    /// A denied `oidc.require()`: 42501, the explanation as detail.
+    Denied {
+        action: String,
+        resource_type: String,
+        explanation: String,
+    },
+    /// A bug: XX000.
+    Internal(&'static str),
 }
 
 impl Error {
@@ -34,6 +45,27 @@ impl Error {
                 "pg_oidc_authz",
             )
             .set_hint("use oidc.sub() for providers whose subject identifiers are not uuids"),
+            Error::Rule(e) => ErrorReport::new(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("invalid rule: {e}"),
+                "pg_oidc_authz",
+            ),
+            Error::Denied {
+                action,
+                resource_type,
+                explanation,
+            } => ErrorReport::new(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("permission denied: `{action}` on `{resource_type}`"),
+                "pg_oidc_authz",
+            )
+            .set_detail(explanation)
+            .set_hint("oidc.explain() with the same arguments shows every rule that matched"),
+            Error::Internal(what) => ErrorReport::new(
+                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                format!("pg_oidc_authz internal error: {what}"),
+                "pg_oidc_authz",
+            ),
         };
         report.report(PgLogLevel::ERROR);
         unreachable!("ereport(ERROR) returns control to Postgres")

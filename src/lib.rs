@@ -8,8 +8,11 @@
 use pgrx::prelude::*;
 
 mod api;
+mod attrs;
 mod cache;
 mod error;
+mod jsonb;
+mod policy;
 mod settings;
 mod trust;
 
@@ -67,7 +70,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION oidc._issuers_changed() RETURNS trigger
+CREATE FUNCTION oidc._config_changed() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
     PERFORM oidc._invalidate_config(TG_RELID);
@@ -78,9 +81,41 @@ $$;
 CREATE TRIGGER issuers_validate BEFORE INSERT OR UPDATE ON oidc.issuers
     FOR EACH ROW EXECUTE FUNCTION oidc._issuers_validate();
 CREATE TRIGGER issuers_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON oidc.issuers
-    FOR EACH STATEMENT EXECUTE FUNCTION oidc._issuers_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION oidc._config_changed();
 
 SELECT pg_catalog.pg_extension_config_dump('oidc.issuers', '');
+
+-- Fine-grained rules: permit/forbid with CEL conditions (see README "Rules").
+CREATE TABLE oidc.rules (
+    name            text PRIMARY KEY,
+    effect          text NOT NULL CHECK (effect IN ('permit', 'forbid')),
+    actions         text[] NOT NULL DEFAULT '{*}',
+    resource_type   text NOT NULL,
+    condition       text,
+    description     text,
+    enabled         boolean NOT NULL DEFAULT true,
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE oidc.rules IS 'Authorization rules: default deny; allowed iff a matching permit holds and no matching forbid does (admin only)';
+COMMENT ON COLUMN oidc.rules.actions IS 'Actions the rule applies to, e.g. {read} or {update,delete}; {*} = all';
+COMMENT ON COLUMN oidc.rules.resource_type IS 'Resource type the rule applies to, e.g. document; * = all';
+COMMENT ON COLUMN oidc.rules.condition IS 'CEL over claims, scopes, roles, resource, context; NULL or empty = always';
+
+CREATE FUNCTION oidc._rules_validate() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    PERFORM oidc._check_rule_row(pg_catalog.to_jsonb(NEW));
+    NEW.updated_at := pg_catalog.now();
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER rules_validate BEFORE INSERT OR UPDATE ON oidc.rules
+    FOR EACH ROW EXECUTE FUNCTION oidc._rules_validate();
+CREATE TRIGGER rules_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON oidc.rules
+    FOR EACH STATEMENT EXECUTE FUNCTION oidc._config_changed();
+
+SELECT pg_catalog.pg_extension_config_dump('oidc.rules', '');
 
 DO $$
 BEGIN
@@ -89,14 +124,16 @@ EXCEPTION WHEN duplicate_object THEN NULL;
 END
 $$;
 
-REVOKE ALL ON oidc.issuers FROM PUBLIC;
-GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON oidc.issuers TO oidc_admin;
+REVOKE ALL ON oidc.issuers, oidc.rules FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON oidc.issuers, oidc.rules TO oidc_admin;
 GRANT USAGE ON SCHEMA oidc TO PUBLIC;
 REVOKE ALL ON FUNCTION oidc._check_issuer_row(jsonb), oidc._invalidate_config(oid),
-    oidc._issuer_row_json(oidc.issuers),
-    oidc._issuers_validate(), oidc._issuers_changed() FROM PUBLIC;
+    oidc._issuer_row_json(oidc.issuers), oidc._check_rule_row(jsonb),
+    oidc._issuers_validate(), oidc._rules_validate(), oidc._config_changed(),
+    oidc.replay(jsonb, text, text, jsonb, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION oidc._check_issuer_row(jsonb), oidc._invalidate_config(oid),
-    oidc._issuer_row_json(oidc.issuers) TO oidc_admin;
+    oidc._issuer_row_json(oidc.issuers), oidc._check_rule_row(jsonb),
+    oidc.replay(jsonb, text, text, jsonb, timestamptz) TO oidc_admin;
 "#,
     name = "issuers",
     finalize

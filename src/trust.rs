@@ -1,11 +1,13 @@
-//! Loading the trust configuration (`oidc.issuers`) into the backend, and noticing changes.
+//! Loading the configuration tables (`oidc.issuers`, `oidc.rules`) into the backend, and
+//! noticing changes.
 //!
-//! Writes to `oidc.issuers` fire a statement trigger that queues a relcache invalidation
-//! for the table (`oidc._invalidate_config`). Postgres delivers it, at commit, to every
-//! backend (and, through the WAL, to hot standbys), where [`on_relcache_invalidation`]
-//! bumps [`CONFIG_GENERATION`]; each backend reloads at its next use, i.e. its next
-//! transaction. A full cache reset (relid 0) counts too.
+//! Writes to either table fire a statement trigger that queues a relcache invalidation for
+//! it (`oidc._invalidate_config`). Postgres delivers it, at commit, to every backend (and,
+//! through the WAL, to hot standbys), where [`on_relcache_invalidation`] bumps
+//! [`CONFIG_GENERATION`]; each backend reloads at its next use, i.e. its next transaction.
+//! A full cache reset (relid 0) counts too.
 
+use oidc_authz_core::rules::{RuleError, RuleSet};
 use oidc_authz_core::{ConfigError, TrustConfig};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgLogLevel, PgSqlErrorCode};
@@ -14,13 +16,13 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 pub static CONFIG_GENERATION: AtomicU64 = AtomicU64::new(1);
 
-/// OID of `oidc.issuers` once seen; 0 before the first load.
-static ISSUERS_OID: AtomicU32 = AtomicU32::new(0);
+/// OIDs of `oidc.issuers` and `oidc.rules` once seen; 0 before the first load.
+static WATCHED: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
 
 #[pg_guard]
 unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
-    let watched = ISSUERS_OID.load(Ordering::Relaxed);
-    if relid == pg_sys::InvalidOid || (watched != 0 && relid.to_u32() == watched) {
+    let relid = relid.to_u32();
+    if relid == 0 || WATCHED.iter().any(|w| w.load(Ordering::Relaxed) == relid) {
         CONFIG_GENERATION.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -74,16 +76,46 @@ impl Drop for AsOwner {
     }
 }
 
-/// Reads every row of `oidc.issuers` as the table's owner. Every role's claims are verified
-/// against it, although only the owner and `oidc_admin` may read it (it can hold secrets).
-pub fn load() -> TrustConfig {
+/// The configuration tables: each is read whole, as JSON rows, by its owner.
+#[derive(Clone, Copy)]
+enum Table {
+    Issuers,
+    Rules,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Issuers => "oidc.issuers",
+            Table::Rules => "oidc.rules",
+        }
+    }
+
+    fn query(self) -> &'static str {
+        // Schema-qualified names and operators only: this runs under the caller's search_path.
+        match self {
+            Table::Issuers => {
+                "select (pg_catalog.to_jsonb(t) operator(pg_catalog.||) pg_catalog.jsonb_build_object(\
+                 'leeway_seconds', pg_catalog.date_part('epoch', t.leeway)))::pg_catalog.text \
+                 from oidc.issuers as t"
+            }
+            Table::Rules => "select pg_catalog.to_jsonb(t)::pg_catalog.text from oidc.rules as t",
+        }
+    }
+}
+
+/// Reads every row of `table` as the table's owner. Every role's tokens and decisions use
+/// these tables, although only their owner and `oidc_admin` may read them (issuers can hold
+/// secrets; rules reveal policy). A missing table (the extension is not created in this
+/// database) reads as empty.
+fn read(table: Table) -> Vec<Value> {
     let found: Option<(pg_sys::Oid, pg_sys::Oid)> = Spi::connect(|client| {
         let row = client
             .select(
                 "select c.oid, c.relowner from pg_catalog.pg_class c \
-                 where c.oid = pg_catalog.to_regclass('oidc.issuers')",
+                 where c.oid = pg_catalog.to_regclass($1)",
                 None,
-                &[],
+                &[table.name().into()],
             )?
             .first();
         match row.get_two::<pg_sys::Oid, pg_sys::Oid>() {
@@ -93,39 +125,44 @@ pub fn load() -> TrustConfig {
     })
     .unwrap_or(None);
     let Some((oid, owner)) = found else {
-        return TrustConfig::default();
+        return Vec::new();
     };
-    ISSUERS_OID.store(oid.to_u32(), Ordering::Relaxed);
-    let rows: Vec<Value> = {
-        let _owner = AsOwner::switch(owner);
-        Spi::connect(|client| {
-            let table = client.select(
-                "select (pg_catalog.to_jsonb(i) operator(pg_catalog.||) pg_catalog.jsonb_build_object(\
-                 'leeway_seconds', pg_catalog.date_part('epoch', i.leeway)))::pg_catalog.text \
-                 from oidc.issuers as i",
-                None,
-                &[],
-            )?;
-            let mut rows = Vec::new();
-            for row in table {
-                if let Some(text) = row.get::<String>(1)? {
-                    rows.push(serde_json::from_str(&text).unwrap_or(Value::Null));
-                }
+    WATCHED[table as usize].store(oid.to_u32(), Ordering::Relaxed);
+    let _owner = AsOwner::switch(owner);
+    Spi::connect(|client| {
+        let mut rows = Vec::new();
+        for row in client.select(table.query(), None, &[])? {
+            if let Some(text) = row.get::<String>(1)? {
+                rows.push(serde_json::from_str(&text).unwrap_or(Value::Null));
             }
-            Ok::<_, pgrx::spi::SpiError>(rows)
-        })
-        .unwrap_or_else(|e| {
-            pgrx::ereport!(
-                PgLogLevel::ERROR,
-                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                format!("could not read oidc.issuers: {e}")
-            );
-            unreachable!()
-        })
-    };
-    let (config, errors) = TrustConfig::from_rows(&rows);
+        }
+        Ok::<_, pgrx::spi::SpiError>(rows)
+    })
+    .unwrap_or_else(|e| {
+        pgrx::ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("could not read {}: {e}", table.name())
+        );
+        unreachable!()
+    })
+}
+
+/// The trusted issuers. Invalid rows (possible only if written around the validating
+/// trigger) are skipped with a warning, so their tokens fail closed.
+pub fn load() -> TrustConfig {
+    let (config, errors) = TrustConfig::from_rows(&read(Table::Issuers));
     for ConfigError(e) in errors {
         pgrx::warning!("pg_oidc_authz: skipping an invalid row of oidc.issuers: {e}");
     }
     config
+}
+
+/// The rules, compiled.
+pub fn load_rules() -> RuleSet {
+    let (rules, errors) = RuleSet::from_rows(&read(Table::Rules));
+    for RuleError(e) in errors {
+        pgrx::warning!("pg_oidc_authz: skipping an invalid row of oidc.rules: {e}");
+    }
+    rules
 }

@@ -2,4 +2,5 @@
 
 mod admin;
 mod claims;
+mod rules;
 mod status;

@@ -31,8 +31,18 @@ impl fmt::Display for CompileError {
 /// The variables a condition may use.
 pub const VARIABLES: [&str; 5] = ["claims", "scopes", "roles", "resource", "context"];
 
-/// Longest condition accepted, in bytes; also bounds the parser's recursion.
+/// Longest condition accepted, in bytes.
 pub const MAX_SOURCE: usize = 4096;
+
+/// Deepest nesting of parentheses, calls, list and map literals and chained `?:` the parser
+/// accepts. CEL asks for at least 12 nested calls or literals and 24 chained conditionals;
+/// the bound keeps the parser's recursion, several KiB of stack per level, well inside a
+/// backend's stack (the `cel` crate's default of 96 levels is not, in debug builds).
+pub const MAX_NESTING: u16 = 32;
+
+/// Deepest expression tree compiled: `a + b + …` and `a.b.c…` nest as deep as they are
+/// long, and compiling and evaluating recurse along them.
+pub const MAX_DEPTH: usize = 100;
 
 /// A compiled condition.
 #[derive(Debug)]
@@ -42,6 +52,18 @@ pub struct Program {
     pub(crate) slots: usize,
     /// What the condition reads: `claims.sub`, `scopes`, `resource.labels`, `context.time`, …
     pub reads: BTreeSet<String>,
+    /// Whether the condition reads the resource; if not, its result is the same for every
+    /// row of a statement (same principal, same context).
+    pub per_resource: bool,
+}
+
+impl Program {
+    /// The condition's value; a rule's condition must give a bool (see `Rule::evaluate`),
+    /// other values are for tests comparing against CEL's reference interpreter.
+    pub fn evaluate(&self, req: &eval::Request) -> Result<Val, eval::EvalError> {
+        let mut frame = Vec::with_capacity(self.slots);
+        eval::eval(&self.root, req, &mut frame)
+    }
 }
 
 pub fn compile(source: &str) -> Result<Program, CompileError> {
@@ -52,12 +74,21 @@ pub fn compile(source: &str) -> Result<Program, CompileError> {
             column: 1,
         });
     }
-    let (ast, info) = cel::parser::Parser::default()
+    let (ast, info) = cel::parser::Parser::new()
+        .max_recursion_depth(MAX_NESTING)
         .parse_with_source_info(source)
         .map_err(|errs| {
             let first = errs.errors.first();
+            let message = match first {
+                // The parser reports its own limit wrapped in a debug dump; say it plainly.
+                Some(e) if e.msg.contains("Recursion limit") => {
+                    format!("expression nested more than {MAX_NESTING} levels deep")
+                }
+                Some(e) => e.msg.clone(),
+                None => "syntax error".to_string(),
+            };
             CompileError {
-                message: first.map_or_else(|| "syntax error".to_string(), |e| e.msg.clone()),
+                message,
                 line: first.map_or(1, |e| e.pos.0.max(1) as usize),
                 column: first.map_or(1, |e| e.pos.1.max(1) as usize),
             }
@@ -66,22 +97,31 @@ pub fn compile(source: &str) -> Result<Program, CompileError> {
         info: &info,
         source,
         scopes: Vec::new(),
+        depth: 0,
         slots: 0,
         reads: BTreeSet::new(),
     };
     let root = c.expr(&ast)?;
+    let per_resource = c
+        .reads
+        .iter()
+        .any(|r| r == "resource" || r.starts_with("resource."));
     Ok(Program {
         root,
         slots: c.slots,
         reads: c.reads,
+        per_resource,
     })
 }
 
 struct Compiler<'a> {
     info: &'a SourceInfo,
     source: &'a str,
-    /// Loop variables in scope, innermost last, with their frame slot.
-    scopes: Vec<(String, usize)>,
+    /// Loop variables in scope, innermost last, with their frame slot and whether it is a
+    /// macro's accumulator.
+    scopes: Vec<(String, usize, bool)>,
+    /// How deep `expr` is in the tree.
+    depth: usize,
     slots: usize,
     reads: BTreeSet<String>,
 }
@@ -112,6 +152,19 @@ impl Compiler<'_> {
     }
 
     fn expr(&mut self, e: &IdedExpr) -> Result<Node, CompileError> {
+        if self.depth >= MAX_DEPTH {
+            return Err(self.error(
+                e,
+                format!("expression nested more than {MAX_DEPTH} levels deep"),
+            ));
+        }
+        self.depth += 1;
+        let node = self.expr_inner(e);
+        self.depth -= 1;
+        node
+    }
+
+    fn expr_inner(&mut self, e: &IdedExpr) -> Result<Node, CompileError> {
         let node = match &e.expr {
             Expr::Literal(lit) => Node::Const(literal(lit).map_err(|m| self.error(e, m))?),
             Expr::Ident(name) => self.ident(e, name)?,
@@ -171,8 +224,8 @@ impl Compiler<'_> {
                 }
                 let range = self.expr(&c.iter_range)?;
                 let init = self.expr(&c.accu_init)?;
-                let accu = self.bind(&c.accu_var);
-                let iter = self.bind(&c.iter_var);
+                let accu = self.bind(&c.accu_var, true);
+                let iter = self.bind(&c.iter_var, false);
                 let cond = self.expr(&c.loop_cond)?;
                 let step = self.expr(&c.loop_step)?;
                 self.scopes.pop();
@@ -220,19 +273,23 @@ impl Compiler<'_> {
     }
 
     fn is_local(&self, name: &str) -> bool {
-        self.scopes.iter().any(|(n, _)| n == name)
+        self.scopes.iter().any(|(n, _, _)| n == name)
     }
 
-    fn bind(&mut self, name: &str) -> usize {
+    fn bind(&mut self, name: &str, accumulator: bool) -> usize {
         let slot = self.scopes.len();
-        self.scopes.push((name.to_string(), slot));
+        self.scopes.push((name.to_string(), slot, accumulator));
         self.slots = self.slots.max(slot + 1);
         slot
     }
 
     fn ident(&mut self, e: &IdedExpr, name: &str) -> Result<Node, CompileError> {
-        if let Some((_, slot)) = self.scopes.iter().rev().find(|(n, _)| n == name) {
-            return Ok(Node::Local(*slot));
+        if let Some((_, slot, accumulator)) = self.scopes.iter().rev().find(|(n, _, _)| n == name) {
+            return Ok(if *accumulator {
+                Node::Accu(*slot)
+            } else {
+                Node::Local(*slot)
+            });
         }
         if VARIABLES.contains(&name) {
             self.reads.insert(name.to_string());

@@ -142,6 +142,9 @@ pub enum Node {
     ResourceField(Rc<str>),
     HasResourceField(Rc<str>),
     Local(usize),
+    /// A macro's accumulator (`@result`): read once per iteration, by the step that replaces
+    /// it, so `@result + [x]` may append in place (see `Node::Op`).
+    Accu(usize),
     Select(Box<Node>, Rc<str>),
     Has(Box<Node>, Rc<str>),
     List(Vec<Node>),
@@ -205,21 +208,49 @@ pub(crate) fn eval_constant(node: &Node) -> Result<Val, String> {
     eval(node, &req, &mut Vec::new()).map_err(|e| e.0)
 }
 
-/// Deepest nesting of comprehensions and calls evaluated; conditions are short (4 KiB), so
-/// this only stops pathological inputs before the stack does.
+/// Deepest nesting of comprehensions and calls evaluated; the compiler already refuses
+/// trees deeper than `compile::MAX_DEPTH`, so this is a second fence before the stack.
 const MAX_DEPTH: usize = 200;
 
-pub fn eval(node: &Node, req: &Request, frame: &mut Vec<Val>) -> Result<Val, EvalError> {
-    Eval { req, depth: 0 }.eval(node, frame)
+/// Most macro iterations one evaluation may run. Nested macros multiply (`[…100 items…]
+/// .map(a, […100…].map(b, …))`), so without a bound a 4 KiB condition could run for hours
+/// on every row; 100 000 steps take milliseconds.
+pub const MAX_STEPS: usize = 100_000;
+
+/// Loop variables and accumulators by slot. A slot holds a result, not a value: CEL's
+/// macros combine per-element errors like `&&`/`||` do, so an accumulator may be an error
+/// that a later element absorbs (`[0, 1].exists(x, 1 / x > 0)` is true).
+pub type Frame = Vec<Result<Val, EvalError>>;
+
+pub fn eval(node: &Node, req: &Request, frame: &mut Frame) -> Result<Val, EvalError> {
+    let mut e = Eval {
+        req,
+        depth: 0,
+        steps: 0,
+    };
+    let out = e.eval(node, frame);
+    // Running out of steps stops the condition: `||` or a macro must not absorb it.
+    if e.steps > MAX_STEPS {
+        return out_of_steps();
+    }
+    out
+}
+
+fn out_of_steps<T>() -> Result<T, EvalError> {
+    err(format!("more than {MAX_STEPS} macro iterations"))
 }
 
 struct Eval<'r, 'a> {
     req: &'r Request<'a>,
     depth: usize,
+    steps: usize,
 }
 
 impl Eval<'_, '_> {
-    fn eval(&mut self, node: &Node, frame: &mut Vec<Val>) -> Result<Val, EvalError> {
+    fn eval(&mut self, node: &Node, frame: &mut Frame) -> Result<Val, EvalError> {
+        if self.steps > MAX_STEPS {
+            return out_of_steps();
+        }
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return err("expression nested too deeply");
@@ -229,14 +260,14 @@ impl Eval<'_, '_> {
         out
     }
 
-    fn bool(&mut self, node: &Node, frame: &mut Vec<Val>) -> Result<bool, EvalError> {
+    fn bool(&mut self, node: &Node, frame: &mut Frame) -> Result<bool, EvalError> {
         match self.eval(node, frame)? {
             Val::Bool(b) => Ok(b),
             other => err(format!("expected bool, got {}", other.type_name())),
         }
     }
 
-    fn eval_inner(&mut self, node: &Node, frame: &mut Vec<Val>) -> Result<Val, EvalError> {
+    fn eval_inner(&mut self, node: &Node, frame: &mut Frame) -> Result<Val, EvalError> {
         Ok(match node {
             Node::Const(v) => v.clone(),
             Node::Claims => self.req.claims.clone(),
@@ -249,7 +280,9 @@ impl Eval<'_, '_> {
                 None => return err(format!("no such key `{f}` in resource")),
             },
             Node::HasResourceField(f) => Val::Bool(self.req.resource.field(f).is_some()),
-            Node::Local(slot) => frame.get(*slot).cloned().unwrap_or(Val::Null),
+            Node::Local(slot) | Node::Accu(slot) => {
+                frame.get(*slot).cloned().unwrap_or(Ok(Val::Null))?
+            }
             Node::Select(operand, f) => match self.eval(operand, frame)? {
                 Val::Map(m) => match m.get(&**f) {
                     Some(v) => v.clone(),
@@ -317,7 +350,8 @@ impl Eval<'_, '_> {
                         .ok_or_else(|| EvalError("int overflow".into()))?,
                 ),
                 Val::Double(d) => Val::Double(-d),
-                Val::Duration(d) => Val::Duration(-d),
+                // Not in the spec's overloads, but in cel-go's (`Duration.Negate`).
+                Val::Duration(d) => duration(-d)?,
                 other => return err(format!("no overload of `-` for {}", other.type_name())),
             },
             Node::Cond(c, a, b) => {
@@ -325,6 +359,26 @@ impl Eval<'_, '_> {
                     self.eval(a, frame)?
                 } else {
                     self.eval(b, frame)?
+                }
+            }
+            Node::Op(Op::Add, a, b) if matches!(**a, Node::Accu(_)) => {
+                // `map`/`filter` build their list as `@result + [x]`: taking the accumulator
+                // out of its slot leaves the list unshared, so appending does not copy it
+                // (copying made a macro over n elements cost n²/2).
+                let b = self.eval(b, frame)?;
+                let Node::Accu(slot) = **a else {
+                    return err("malformed accumulator");
+                };
+                let a = match frame.get_mut(slot) {
+                    Some(v) => std::mem::replace(v, Ok(Val::Null))?,
+                    None => Val::Null,
+                };
+                match (a, b) {
+                    (Val::List(mut x), Val::List(y)) => {
+                        Rc::make_mut(&mut x).extend(y.iter().cloned());
+                        Val::List(x)
+                    }
+                    (a, b) => binary(Op::Add, &a, &b)?,
                 }
             }
             Node::Op(op, a, b) => {
@@ -348,22 +402,36 @@ impl Eval<'_, '_> {
                 step,
                 result,
             } => {
-                let items: Vec<Val> = match self.eval(range, frame)? {
-                    Val::List(l) => l.iter().cloned().collect(),
-                    Val::Map(m) => m.keys().map(|k| Val::Str(k.clone())).collect(),
+                // A list is iterated in place (the Rc keeps it alive); a map's keys are
+                // collected, as CEL iterates maps by key.
+                let range = self.eval(range, frame)?;
+                let keys: Vec<Val>;
+                let items: &[Val] = match &range {
+                    Val::List(l) => l,
+                    Val::Map(m) => {
+                        keys = m.keys().map(|k| Val::Str(k.clone())).collect();
+                        &keys
+                    }
                     other => return err(format!("cannot iterate over a {}", other.type_name())),
                 };
                 let need = (*iter).max(*accu) + 1;
                 if frame.len() < need {
-                    frame.resize(need, Val::Null);
+                    frame.resize(need, Ok(Val::Null));
                 }
-                frame[*accu] = self.eval(init, frame)?;
+                // No `?` on the steps: an erroring element leaves an error in the
+                // accumulator, which `cond` (`@not_strictly_false`) lets the loop go past
+                // and a later `true || error` (exists) or `false && error` (all) absorbs.
+                frame[*accu] = self.eval(init, frame);
                 for item in items {
+                    self.steps += 1;
+                    if self.steps > MAX_STEPS {
+                        return out_of_steps();
+                    }
                     if !self.bool(cond, frame)? {
                         break;
                     }
-                    frame[*iter] = item;
-                    let next = self.eval(step, frame)?;
+                    frame[*iter] = Ok(item.clone());
+                    let next = self.eval(step, frame);
                     frame[*accu] = next;
                 }
                 self.eval(result, frame)?
@@ -434,7 +502,7 @@ fn binary(op: Op, a: &Val, b: &Val) -> Result<Val, EvalError> {
             (Val::Timestamp(t), Val::Duration(d)) | (Val::Duration(d), Val::Timestamp(t)) => {
                 timestamp(t + d)
             }
-            (Val::Duration(x), Val::Duration(y)) => Ok(Val::Duration(x + y)),
+            (Val::Duration(x), Val::Duration(y)) => duration(x + y),
             _ => no(),
         },
         Op::Sub => match (a, b) {
@@ -442,8 +510,8 @@ fn binary(op: Op, a: &Val, b: &Val) -> Result<Val, EvalError> {
             (Val::Uint(x), Val::Uint(y)) => x.checked_sub(*y).map(Val::Uint).ok_or_else(overflow),
             (Val::Double(x), Val::Double(y)) => Ok(Val::Double(x - y)),
             (Val::Timestamp(t), Val::Duration(d)) => timestamp(t - d),
-            (Val::Timestamp(x), Val::Timestamp(y)) => Ok(Val::Duration(x - y)),
-            (Val::Duration(x), Val::Duration(y)) => Ok(Val::Duration(x - y)),
+            (Val::Timestamp(x), Val::Timestamp(y)) => duration(x - y),
+            (Val::Duration(x), Val::Duration(y)) => duration(x - y),
             _ => no(),
         },
         Op::Mul => match (a, b) {
@@ -470,6 +538,15 @@ fn binary(op: Op, a: &Val, b: &Val) -> Result<Val, EvalError> {
 
 fn overflow() -> EvalError {
     EvalError("integer overflow".into())
+}
+
+/// A duration, or the range error CEL's overflow rule asks for (an int64 of nanoseconds).
+fn duration(ns: i128) -> Result<Val, EvalError> {
+    if time::duration_in_range(ns) {
+        Ok(Val::Duration(ns))
+    } else {
+        err("duration out of range")
+    }
 }
 
 fn timestamp(ns: i128) -> Result<Val, EvalError> {
@@ -513,7 +590,11 @@ fn call(f: Builtin, args: &[Val]) -> Result<Val, EvalError> {
         Builtin::Int => match args.first() {
             Some(Val::Int(i)) => Ok(Val::Int(*i)),
             Some(Val::Uint(u)) => i64::try_from(*u).map(Val::Int).map_err(|_| overflow()),
-            Some(Val::Double(d)) if d.is_finite() && d.abs() < 9.2e18 => {
+            // The spec's range for double to int is (minInt, maxInt), bounds excluded;
+            // as doubles those bounds are -2^63 and 2^63.
+            Some(Val::Double(d))
+                if *d > -9_223_372_036_854_775_808.0 && *d < 9_223_372_036_854_775_808.0 =>
+            {
                 Ok(Val::Int(d.trunc() as i64))
             }
             Some(Val::Str(s)) => s
@@ -527,7 +608,7 @@ fn call(f: Builtin, args: &[Val]) -> Result<Val, EvalError> {
         Builtin::Uint => match args.first() {
             Some(Val::Uint(u)) => Ok(Val::Uint(*u)),
             Some(Val::Int(i)) => u64::try_from(*i).map(Val::Uint).map_err(|_| overflow()),
-            Some(Val::Double(d)) if d.is_finite() && *d >= 0.0 && *d < 1.8e19 => {
+            Some(Val::Double(d)) if *d >= 0.0 && *d < 18_446_744_073_709_551_616.0 => {
                 Ok(Val::Uint(d.trunc() as u64))
             }
             Some(Val::Str(s)) => s
@@ -593,16 +674,15 @@ fn call(f: Builtin, args: &[Val]) -> Result<Val, EvalError> {
                 Some(Val::Timestamp(t)) => time::calendar(*t, field, tz.as_deref())
                     .map(Val::Int)
                     .map_err(EvalError),
-                Some(Val::Duration(d)) if tz.is_none() => {
-                    let unit = match field {
-                        "getHours" => 3600 * NANOS,
-                        "getMinutes" => 60 * NANOS,
-                        "getSeconds" => NANOS,
-                        "getMilliseconds" => 1_000_000,
-                        _ => return no(),
-                    };
-                    Ok(Val::Int((d / unit) as i64))
-                }
+                Some(Val::Duration(d)) if tz.is_none() => Ok(Val::Int(match field {
+                    "getHours" => d / (3600 * NANOS),
+                    "getMinutes" => d / (60 * NANOS),
+                    "getSeconds" => d / NANOS,
+                    // The milliseconds *portion*, unlike the others: the spec's
+                    // `duration("1.234s").getMilliseconds() // 234`.
+                    "getMilliseconds" => d % NANOS / 1_000_000,
+                    _ => return no(),
+                } as i64)),
                 _ => no(),
             }
         }

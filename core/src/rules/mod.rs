@@ -15,6 +15,7 @@ use crate::token::quote;
 use compile::{compile, Program};
 use eval::{EvalError, Request};
 use serde_json::{json, Value};
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::fmt;
 use value::Val;
@@ -121,8 +122,7 @@ impl Rule {
         let Some(program) = &self.program else {
             return Ok(true);
         };
-        let mut frame = Vec::with_capacity(program.slots);
-        match eval::eval(&program.root, req, &mut frame)? {
+        match program.evaluate(req)? {
             Val::Bool(b) => Ok(b),
             other => Err(EvalError(format!(
                 "condition gave {}, not bool",
@@ -143,11 +143,17 @@ pub struct RuleSet {
     rules: Vec<Rule>,
 }
 
-/// The rules matching one (action, resource type), forbids and permits apart.
+/// The rules matching one (action, resource type), forbids and permits apart, with a memo
+/// of the conditions that do not read the resource.
+///
+/// The memo makes a `Matching` valid for one principal and one context: callers build a new
+/// one when either changes (in the extension: per statement and token).
 #[derive(Debug, Default, Clone)]
 pub struct Matching {
     forbids: Vec<usize>,
     permits: Vec<usize>,
+    /// Per rule index: 0 = not yet evaluated, 1 = holds, 2 = does not hold.
+    memo: Vec<Cell<u8>>,
 }
 
 /// A decision and the rule that decided it: the first permit that held, the first forbid
@@ -188,7 +194,10 @@ impl RuleSet {
     }
 
     pub fn matching(&self, action: &str, resource_type: &str) -> Matching {
-        let mut m = Matching::default();
+        let mut m = Matching {
+            memo: (0..self.rules.len()).map(|_| Cell::new(0)).collect(),
+            ..Matching::default()
+        };
         for (i, r) in self.rules.iter().enumerate() {
             if r.matches(action, resource_type) {
                 match r.effect {
@@ -204,7 +213,7 @@ impl RuleSet {
     /// errors denies at once), then permits until one holds.
     pub fn decide(&self, m: &Matching, req: &Request) -> Verdict {
         for &i in &m.forbids {
-            if self.rules[i].holds(req) {
+            if self.holds_memo(m, i, req) {
                 return Verdict {
                     allowed: false,
                     deciding: Some(i),
@@ -212,7 +221,7 @@ impl RuleSet {
             }
         }
         for &i in &m.permits {
-            if self.rules[i].holds(req) {
+            if self.holds_memo(m, i, req) {
                 return Verdict {
                     allowed: true,
                     deciding: Some(i),
@@ -222,6 +231,24 @@ impl RuleSet {
         Verdict {
             allowed: false,
             deciding: None,
+        }
+    }
+
+    /// `holds`, remembered in `m` for a rule whose condition does not read the resource.
+    fn holds_memo(&self, m: &Matching, i: usize, req: &Request) -> bool {
+        let rule = &self.rules[i];
+        if rule.program.as_ref().is_some_and(|p| p.per_resource) {
+            return rule.holds(req);
+        }
+        let memo = &m.memo[i];
+        match memo.get() {
+            1 => true,
+            2 => false,
+            _ => {
+                let holds = rule.holds(req);
+                memo.set(if holds { 1 } else { 2 });
+                holds
+            }
         }
     }
 

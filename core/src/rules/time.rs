@@ -32,15 +32,33 @@ pub fn format_timestamp(ns: i128) -> String {
     }
 }
 
+/// Seconds with only the fractional digits needed, as CEL's `string(duration('1m1ms'))`
+/// gives `60.001s` (the caller adds the `s`).
 pub fn format_seconds(ns: i128) -> String {
-    if ns % NANOS == 0 {
-        format!("{}", ns / NANOS)
+    let sign = if ns < 0 { "-" } else { "" };
+    let (secs, frac) = (
+        ns.unsigned_abs() / 1_000_000_000,
+        ns.unsigned_abs() % 1_000_000_000,
+    );
+    if frac == 0 {
+        format!("{sign}{secs}")
     } else {
-        format!("{:.9}", ns as f64 / NANOS as f64)
+        let digits = format!("{frac:09}");
+        format!("{sign}{secs}.{}", digits.trim_end_matches('0'))
     }
 }
 
+/// CEL's duration range: one int64 of nanoseconds (about ±292 years).
+pub const MAX_DURATION: i128 = i64::MAX as i128;
+pub const MIN_DURATION: i128 = i64::MIN as i128;
+
+pub fn duration_in_range(ns: i128) -> bool {
+    (MIN_DURATION..=MAX_DURATION).contains(&ns)
+}
+
 /// Go-style durations as CEL uses them: `90s`, `1h30m`, `-1.5h`, `250ms`, `1us`, `10ns`.
+/// Computed in integers, so `100000h1ns` keeps its nanosecond; fractions are truncated,
+/// as Go's `time.ParseDuration` does.
 pub fn parse_duration(s: &str) -> Result<i128, String> {
     let bad = || format!("invalid duration `{s}`");
     let (neg, mut rest) = match s.strip_prefix('-') {
@@ -53,37 +71,61 @@ pub fn parse_duration(s: &str) -> Result<i128, String> {
     if rest.is_empty() {
         return Err(bad());
     }
-    let mut total: f64 = 0.0;
+    let mut total: i128 = 0;
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        let int_len = rest
+            .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len());
-        if num_len == 0 {
+        let (int_part, after) = rest.split_at(int_len);
+        let (frac_part, after) = match after.strip_prefix('.') {
+            Some(f) => f.split_at(f.find(|c: char| !c.is_ascii_digit()).unwrap_or(f.len())),
+            None => ("", after),
+        };
+        if int_part.is_empty() && frac_part.is_empty() {
             return Err(bad());
         }
-        let number: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
+        let unit_len = after
             .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "h" => 3600e9,
-            "m" => 60e9,
-            "s" => 1e9,
-            "ms" => 1e6,
-            "us" | "µs" => 1e3,
-            "ns" => 1.0,
+            .unwrap_or(after.len());
+        let scale: i128 = match &after[..unit_len] {
+            "h" => 3600 * NANOS,
+            "m" => 60 * NANOS,
+            "s" => NANOS,
+            "ms" => 1_000_000,
+            // Go also accepts the micro sign and the Greek mu.
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ns" => 1,
             _ => return Err(bad()),
         };
-        rest = &rest[unit_len..];
-        total += number * scale;
+        rest = &after[unit_len..];
+        // More digits than an i128 holds are out of range anyway.
+        let whole: i128 = if int_part.is_empty() {
+            0
+        } else if int_part.len() > 30 {
+            return Err(format!("duration `{s}` out of range"));
+        } else {
+            int_part.parse().map_err(|_| bad())?
+        };
+        // Digits past the nanosecond change nothing: an hour's nanosecond is 1/3.6e12 of it.
+        let frac_digits = &frac_part[..frac_part.len().min(18)];
+        let fraction: i128 = if frac_digits.is_empty() {
+            0
+        } else {
+            let value: i128 = frac_digits.parse().map_err(|_| bad())?;
+            value * scale / 10i128.pow(frac_digits.len() as u32)
+        };
+        total = whole
+            .checked_mul(scale)
+            .and_then(|w| w.checked_add(fraction))
+            .and_then(|c| total.checked_add(c))
+            .ok_or_else(|| format!("duration `{s}` out of range"))?;
     }
-    // CEL limits durations to about ±10000 years.
-    if total > 315_576_000_000.0 * 1e9 {
-        return Err(format!("duration `{s}` out of range"));
+    let ns = if neg { -total } else { total };
+    if duration_in_range(ns) {
+        Ok(ns)
+    } else {
+        Err(format!("duration `{s}` out of range"))
     }
-    let ns = total.round() as i128;
-    Ok(if neg { -ns } else { ns })
 }
 
 /// A calendar field of timestamp `ns`, in UTC or in time zone `tz` (an IANA name such as
@@ -109,15 +151,24 @@ pub fn calendar(ns: i128, field: &str, tz: Option<&str>) -> Result<i64, String> 
     }
 }
 
+/// `[+|-]HH:MM`. The spec's grammar asks for the sign, but its conformance suite reads
+/// `02:00` as `+02:00` (`timestamps.textproto`, `getHours`), so an unsigned offset is east.
 fn parse_offset(s: &str) -> Option<FixedOffset> {
     let (sign, rest) = match s.as_bytes().first()? {
         b'+' => (1, &s[1..]),
         b'-' => (-1, &s[1..]),
-        _ => return None,
+        _ => (1, s),
     };
     let (h, m) = rest.split_once(':')?;
-    let secs = h.parse::<i32>().ok()? * 3600 + m.parse::<i32>().ok()? * 60;
-    FixedOffset::east_opt(sign * secs)
+    let two_digits = |x: &str| x.len() == 2 && x.bytes().all(|b| b.is_ascii_digit());
+    if !two_digits(h) || !two_digits(m) {
+        return None;
+    }
+    let (h, m) = (h.parse::<i32>().ok()?, m.parse::<i32>().ok()?);
+    if m >= 60 {
+        return None;
+    }
+    FixedOffset::east_opt(sign * (h * 3600 + m * 60))
 }
 
 fn field_of<T: Datelike + Timelike>(t: &T, field: &str) -> i64 {

@@ -237,8 +237,8 @@ pub fn verify_untimed(
         nbf,
         iat,
         leeway: config.leeway,
-        scopes: strings_at(&claims, &config.scopes_claim, true),
-        roles: strings_at(&claims, &config.roles_claim, false),
+        scopes: scopes_of(&claims, Some(config)),
+        roles: roles_of(&claims, Some(config)),
         claims: claims.clone(),
     };
     check_audience(config, map)?;
@@ -302,6 +302,24 @@ fn check_audience(config: &IssuerConfig, map: &Map<String, Value>) -> Result<(),
 /// Strings at `path`: an array's string members, or one string (split on spaces when
 /// `split`, as OAuth's `scope`). Anything else, or nothing there, is no strings: a
 /// malformed claim grants nothing.
+/// The scopes of `claims` by the issuer's scope mapping (`scope` when no issuer is known).
+pub fn scopes_of(claims: &Value, config: Option<&IssuerConfig>) -> Vec<String> {
+    strings_at(
+        claims,
+        config.map_or("scope", |c| c.scopes_claim.as_str()),
+        true,
+    )
+}
+
+/// The roles of `claims` by the issuer's role mapping (`roles` when no issuer is known).
+pub fn roles_of(claims: &Value, config: Option<&IssuerConfig>) -> Vec<String> {
+    strings_at(
+        claims,
+        config.map_or("roles", |c| c.roles_claim.as_str()),
+        false,
+    )
+}
+
 fn strings_at(claims: &Value, path: &str, split: bool) -> Vec<String> {
     match path::lookup(claims, path) {
         Some(Value::String(s)) if split => s.split_ascii_whitespace().map(str::to_owned).collect(),

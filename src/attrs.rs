@@ -1,0 +1,385 @@
+//! `oidc.allow(action, resource_type, 'name', value, 'name', value, …)`: the resource as
+//! name/value pairs of a `VARIADIC "any"` call.
+//!
+//! This is the fast way to hand a row's attributes to the rule engine: the values arrive as
+//! plain arguments, nothing is built per row (a `jsonb_build_object(…)` costs more than the
+//! rest of the decision), and only the attributes a condition reads are converted. The
+//! names' positions are worked out once per call site and kept in `fn_extra`.
+
+use crate::jsonb::container_val;
+use crate::policy;
+use oidc_authz_core::rules::eval::Resource;
+use oidc_authz_core::rules::value::Val;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::{FromDatum, PgSqlErrorCode};
+use std::ffi::CStr;
+use std::rc::Rc;
+
+/// Name → argument position and how to convert it, per call site.
+struct Layout {
+    attrs: Vec<(Rc<str>, usize, Kind)>,
+}
+
+/// How a datum becomes a rule value, decided once per call site from its type, so that no
+/// catalog lookup happens per row.
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    Cstring,
+    Bool,
+    Int2,
+    Int4,
+    Int8,
+    Float4,
+    Float8,
+    Numeric,
+    Timestamp,
+    Jsonb,
+    /// Any other type, through its output function.
+    Output(pg_sys::Oid),
+    /// A one-dimensional array: element type, its storage, and how to convert an element.
+    Array {
+        element: pg_sys::Oid,
+        len: i16,
+        byval: bool,
+        align: std::ffi::c_char,
+        of: Scalar,
+    },
+}
+
+/// Element conversions (arrays of arrays are not a thing in Postgres).
+#[derive(Clone, Copy)]
+struct Scalar(ScalarKind);
+
+#[derive(Clone, Copy)]
+enum ScalarKind {
+    Text,
+    Bool,
+    Int2,
+    Int4,
+    Int8,
+    Float8,
+    Output(pg_sys::Oid),
+}
+
+impl Kind {
+    unsafe fn of(typ: pg_sys::Oid) -> Kind {
+        match typ {
+            pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID | pg_sys::NAMEOID => {
+                Kind::Text
+            }
+            pg_sys::UNKNOWNOID => Kind::Cstring,
+            pg_sys::BOOLOID => Kind::Bool,
+            pg_sys::INT2OID => Kind::Int2,
+            pg_sys::INT4OID => Kind::Int4,
+            pg_sys::INT8OID => Kind::Int8,
+            pg_sys::FLOAT4OID => Kind::Float4,
+            pg_sys::FLOAT8OID => Kind::Float8,
+            pg_sys::NUMERICOID => Kind::Numeric,
+            pg_sys::TIMESTAMPTZOID | pg_sys::TIMESTAMPOID => Kind::Timestamp,
+            pg_sys::JSONBOID => Kind::Jsonb,
+            _ => {
+                // SAFETY: catalog lookups for a valid type oid.
+                unsafe {
+                    let element = pg_sys::get_element_type(typ);
+                    if element == pg_sys::InvalidOid {
+                        return Kind::Output(output_function(typ));
+                    }
+                    let (mut len, mut byval, mut align) = (0i16, false, 0 as std::ffi::c_char);
+                    pg_sys::get_typlenbyvalalign(element, &mut len, &mut byval, &mut align);
+                    let of = Scalar(match element {
+                        pg_sys::TEXTOID
+                        | pg_sys::VARCHAROID
+                        | pg_sys::BPCHAROID
+                        | pg_sys::NAMEOID => ScalarKind::Text,
+                        pg_sys::BOOLOID => ScalarKind::Bool,
+                        pg_sys::INT2OID => ScalarKind::Int2,
+                        pg_sys::INT4OID => ScalarKind::Int4,
+                        pg_sys::INT8OID => ScalarKind::Int8,
+                        pg_sys::FLOAT8OID => ScalarKind::Float8,
+                        other => ScalarKind::Output(output_function(other)),
+                    });
+                    Kind::Array {
+                        element,
+                        len,
+                        byval,
+                        align,
+                        of,
+                    }
+                }
+            }
+        }
+    }
+}
+
+unsafe fn output_function(typ: pg_sys::Oid) -> pg_sys::Oid {
+    let (mut out, mut varlena) = (pg_sys::InvalidOid, false);
+    // SAFETY: a catalog lookup for a valid type oid.
+    unsafe { pg_sys::getTypeOutputInfo(typ, &mut out, &mut varlena) };
+    out
+}
+
+// The SQL declaration; the C symbols below implement it.
+pgrx::extension_sql!(
+    r#"
+-- Two declarations, one and more pairs, so that a three-argument call always means the
+-- jsonb form (an untyped literal '{...}' stays unambiguous).
+CREATE FUNCTION oidc.allow(action text, resource_type text, name text, value "any")
+RETURNS boolean
+STABLE PARALLEL SAFE
+LANGUAGE c AS 'MODULE_PATHNAME', 'oidc_allow_attributes';
+CREATE FUNCTION oidc.allow(action text, resource_type text, name text, value "any",
+                           VARIADIC more_attributes "any")
+RETURNS boolean
+STABLE PARALLEL SAFE
+LANGUAGE c AS 'MODULE_PATHNAME', 'oidc_allow_attributes';
+COMMENT ON FUNCTION oidc.allow(text, text, text, "any") IS
+    'The decision for the current principal; the resource given as name/value pairs';
+COMMENT ON FUNCTION oidc.allow(text, text, text, "any", "any") IS
+    'The decision for the current principal; the resource given as name/value pairs';
+"#,
+    name = "allow_attributes",
+);
+
+#[no_mangle]
+pub extern "C" fn pg_finfo_oidc_allow_attributes() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+/// # Safety
+/// Called by Postgres' function manager with a valid `fcinfo` for the declaration above.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn oidc_allow_attributes(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: fcinfo is valid for this call; arguments are read per the declared signature.
+    unsafe {
+        let nargs = usize::try_from((*fcinfo).nargs).unwrap_or(0);
+        let args = (*fcinfo).args.as_slice(nargs);
+        if nargs < 2 || args[0].isnull || args[1].isnull {
+            (*fcinfo).isnull = true;
+            return pg_sys::Datum::from(0);
+        }
+        let flinfo = (*fcinfo).flinfo;
+        if pg_sys::get_fn_expr_variadic(flinfo) {
+            attrs_error("pass the resource as name/value pairs, not as a VARIADIC array");
+        }
+        let action = <&str>::from_datum(args[0].value, false).unwrap_or("");
+        let resource_type = <&str>::from_datum(args[1].value, false).unwrap_or("");
+        let layout = layout(flinfo, args);
+        let resource = Attributes {
+            args,
+            layout: &layout,
+        };
+        let allowed = policy::allow(action, resource_type, &resource);
+        match allowed {
+            Ok(b) => pg_sys::Datum::from(b),
+            Err(e) => e.raise(),
+        }
+    }
+}
+
+fn attrs_error(msg: &str) -> ! {
+    pgrx::ereport!(
+        PgLogLevel::ERROR,
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        format!("oidc.allow: {msg}")
+    );
+    unreachable!("ereport(ERROR) does not return")
+}
+
+/// The call site's layout: cached in `fn_extra` when the names are constants (they are in
+/// any policy), else rebuilt for this call.
+unsafe fn layout(flinfo: *mut pg_sys::FmgrInfo, args: &[pg_sys::NullableDatum]) -> Rc<Layout> {
+    // SAFETY: fn_extra is ours; it holds an Rc<Layout> leaked into a pointer, released by
+    // the reset callback of fn_mcxt, the context whose lifetime bounds the call site.
+    unsafe {
+        let cached = (*flinfo).fn_extra as *const Layout;
+        if !cached.is_null() {
+            Rc::increment_strong_count(cached);
+            return Rc::from_raw(cached);
+        }
+        let mut attrs = Vec::new();
+        let mut constant = true;
+        let mut i = 2;
+        while i < args.len() {
+            if i + 1 >= args.len() {
+                attrs_error("attributes must come in name/value pairs");
+            }
+            let name_type = pg_sys::get_fn_expr_argtype(flinfo, i as i32);
+            if args[i].isnull {
+                attrs_error("an attribute name is NULL");
+            }
+            let name: String = match name_type {
+                pg_sys::TEXTOID | pg_sys::VARCHAROID => <&str>::from_datum(args[i].value, false)
+                    .unwrap_or("")
+                    .to_string(),
+                pg_sys::UNKNOWNOID => CStr::from_ptr(args[i].value.cast_mut_ptr())
+                    .to_string_lossy()
+                    .into_owned(),
+                _ => attrs_error("attribute names must be text"),
+            };
+            constant &= pg_sys::get_fn_expr_arg_stable(flinfo, i as i32);
+            let value_type = pg_sys::get_fn_expr_argtype(flinfo, (i + 1) as i32);
+            attrs.push((Rc::from(name.as_str()), i + 1, Kind::of(value_type)));
+            i += 2;
+        }
+        let layout = Rc::new(Layout { attrs });
+        if constant {
+            let cb = pg_sys::MemoryContextAlloc(
+                (*flinfo).fn_mcxt,
+                std::mem::size_of::<pg_sys::MemoryContextCallback>(),
+            ) as *mut pg_sys::MemoryContextCallback;
+            (*cb).func = Some(release_layout);
+            (*cb).arg = Rc::into_raw(layout.clone()) as *mut std::ffi::c_void;
+            pg_sys::MemoryContextRegisterResetCallback((*flinfo).fn_mcxt, cb);
+            (*flinfo).fn_extra = (*cb).arg;
+        }
+        layout
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn release_layout(arg: *mut std::ffi::c_void) {
+    // SAFETY: `arg` is the Rc leaked by `layout`, released exactly once, with fn_mcxt.
+    unsafe { drop(Rc::from_raw(arg as *const Layout)) };
+}
+
+struct Attributes<'a> {
+    args: &'a [pg_sys::NullableDatum],
+    layout: &'a Layout,
+}
+
+impl Resource for Attributes<'_> {
+    fn field(&self, name: &str) -> Option<Val> {
+        let (_, i, kind) = self.layout.attrs.iter().find(|(n, _, _)| &**n == name)?;
+        let arg = self.args[*i];
+        if arg.isnull {
+            return Some(Val::Null);
+        }
+        // SAFETY: the datum has the type `kind` was made for, as the call's expression says.
+        Some(unsafe { datum_val(arg.value, *kind) })
+    }
+
+    fn whole(&self) -> Val {
+        let mut m = oidc_authz_core::rules::value::Map::new();
+        for (name, _, _) in &self.layout.attrs {
+            if let Some(v) = self.field(name) {
+                m.insert(name.clone(), v);
+            }
+        }
+        Val::Map(Rc::new(m))
+    }
+}
+
+/// One datum as a rule value.
+unsafe fn datum_val(d: pg_sys::Datum, kind: Kind) -> Val {
+    // SAFETY (all arms): `d` is a non-null datum of the type `kind` was made for.
+    unsafe {
+        match kind {
+            Kind::Text => text_val(d),
+            Kind::Cstring => Val::str(&CStr::from_ptr(d.cast_mut_ptr()).to_string_lossy()),
+            Kind::Bool => Val::Bool(d.value() != 0),
+            Kind::Int2 => Val::Int(i64::from(d.value() as i16)),
+            Kind::Int4 => Val::Int(i64::from(d.value() as i32)),
+            Kind::Int8 => Val::Int(d.value() as i64),
+            Kind::Float4 => Val::Double(f64::from(f32::from_datum(d, false).unwrap_or(0.0))),
+            Kind::Float8 => Val::Double(f64::from_datum(d, false).unwrap_or(0.0)),
+            Kind::Numeric => crate::jsonb::numeric_val(d.cast_mut_ptr()),
+            Kind::Timestamp => Val::Timestamp(policy::timestamptz_ns(d.value() as i64)),
+            Kind::Jsonb => container_val(d),
+            Kind::Output(f) => output_val(d, f),
+            Kind::Array {
+                element,
+                len,
+                byval,
+                align,
+                of,
+            } => array_val(d, element, len, byval, align, of),
+        }
+    }
+}
+
+unsafe fn text_val(d: pg_sys::Datum) -> Val {
+    // SAFETY: `d` is a text-like varlena; a packed header is read as is, without a copy.
+    unsafe {
+        let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+        let bytes = std::slice::from_raw_parts(
+            pgrx::vardata_any(v) as *const u8,
+            pgrx::varsize_any_exhdr(v),
+        );
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Val::str(s),
+            Err(_) => Val::str(&String::from_utf8_lossy(bytes)),
+        }
+    }
+}
+
+unsafe fn scalar_val(d: pg_sys::Datum, of: Scalar) -> Val {
+    // SAFETY: `d` is a non-null element datum of the array's element type.
+    unsafe {
+        match of.0 {
+            ScalarKind::Text => text_val(d),
+            ScalarKind::Bool => Val::Bool(d.value() != 0),
+            ScalarKind::Int2 => Val::Int(i64::from(d.value() as i16)),
+            ScalarKind::Int4 => Val::Int(i64::from(d.value() as i32)),
+            ScalarKind::Int8 => Val::Int(d.value() as i64),
+            ScalarKind::Float8 => Val::Double(f64::from_datum(d, false).unwrap_or(0.0)),
+            ScalarKind::Output(f) => output_val(d, f),
+        }
+    }
+}
+
+/// Any other type, by its output function: uuid, date, enums, …
+unsafe fn output_val(d: pg_sys::Datum, output: pg_sys::Oid) -> Val {
+    // SAFETY: `output` is the output function of `d`'s type; it returns a palloc'd C string.
+    unsafe {
+        let text = pg_sys::OidOutputFunctionCall(output, d);
+        let v = Val::str(&CStr::from_ptr(text).to_string_lossy());
+        pg_sys::pfree(text.cast());
+        v
+    }
+}
+
+/// An array as a list (NULL elements as null; multi-dimensional arrays flattened).
+unsafe fn array_val(
+    d: pg_sys::Datum,
+    element: pg_sys::Oid,
+    len: i16,
+    byval: bool,
+    align: std::ffi::c_char,
+    of: Scalar,
+) -> Val {
+    // SAFETY: `d` is an array of `element`; deconstruct_array palloc's its outputs.
+    unsafe {
+        let array = pg_sys::pg_detoast_datum(d.cast_mut_ptr()) as *mut pg_sys::ArrayType;
+        let mut values: *mut pg_sys::Datum = std::ptr::null_mut();
+        let mut nulls: *mut bool = std::ptr::null_mut();
+        let mut n = 0;
+        pg_sys::deconstruct_array(
+            array,
+            element,
+            i32::from(len),
+            byval,
+            align,
+            &mut values,
+            &mut nulls,
+            &mut n,
+        );
+        let count = usize::try_from(n).unwrap_or(0);
+        let mut items = Vec::with_capacity(count);
+        for k in 0..count {
+            if *nulls.add(k) {
+                items.push(Val::Null);
+            } else {
+                items.push(scalar_val(*values.add(k), of));
+            }
+        }
+        pg_sys::pfree(values.cast());
+        pg_sys::pfree(nulls.cast());
+        Val::List(Rc::new(items))
+    }
+}

@@ -1,0 +1,205 @@
+//! Decisions inside the backend: the rule set, the principal, the statement's context and a
+//! resource come together here.
+//!
+//! Per-statement state (a backend is single-threaded, so `thread_local!` is safe): the
+//! `context` value (statement time, PostgREST's `request.method`/`request.path`), rebuilt
+//! when the statement start time changes, and the rules matching the last (action,
+//! resource type), rebuilt when either or the rule set changes. Both are O(1) to check per
+//! row; what remains per row is evaluating the matching rules.
+
+use crate::cache::{self, Entry, Inputs};
+use crate::error::Error;
+use oidc_authz_core::rules::eval::{Request, Resource};
+use oidc_authz_core::rules::value::Val;
+use oidc_authz_core::rules::{context as context_val, Explanation, Matching, RuleSet};
+use pgrx::pg_sys;
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use std::ffi::CStr;
+use std::rc::Rc;
+
+/// Microseconds from the Unix epoch to Postgres' epoch (2000-01-01).
+const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
+
+struct StatementCache {
+    context_key: i64,
+    context: Rc<Val>,
+    matching: Option<CachedMatching>,
+}
+
+/// The rules matching one (action, resource type) and what they were built for.
+struct CachedMatching {
+    rules: Rc<RuleSet>,
+    action: String,
+    resource_type: String,
+    token_generation: u64,
+    matching: Rc<Matching>,
+}
+
+thread_local! {
+    static STATEMENT: RefCell<Option<StatementCache>> = const { RefCell::new(None) };
+    static ANONYMOUS: Inputs = Inputs::new(&json!({}), &[], &[]);
+}
+
+/// Nanoseconds since the Unix epoch of a Postgres timestamptz.
+pub fn timestamptz_ns(ts: pg_sys::TimestampTz) -> i128 {
+    i128::from(ts + PG_EPOCH_OFFSET_US) * 1000
+}
+
+fn setting(name: &CStr) -> Option<String> {
+    // SAFETY: static name, missing_ok; the value is copied at once.
+    let value = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
+    if value.is_null() {
+        return None;
+    }
+    // SAFETY: a NUL-terminated string owned by the GUC machinery.
+    let s = unsafe { CStr::from_ptr(value) }.to_str().ok()?;
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+/// `context` for the current statement: its start time (as `now()` in the statement,
+/// identical on every row and in parallel workers), and the request's method and path as
+/// PostgREST sets them.
+fn statement_context() -> Rc<Val> {
+    // SAFETY: plain reads of the transaction state.
+    let started = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
+    if let Some(ctx) = STATEMENT.with_borrow(|s| {
+        s.as_ref()
+            .filter(|s| s.context_key == started)
+            .map(|s| s.context.clone())
+    }) {
+        return ctx;
+    }
+    let ctx = Rc::new(context_val(
+        timestamptz_ns(started),
+        setting(c"request.method").as_deref(),
+        setting(c"request.path").as_deref(),
+    ));
+    STATEMENT.with_borrow_mut(|s| {
+        *s = Some(StatementCache {
+            context_key: started,
+            context: ctx.clone(),
+            matching: None,
+        })
+    });
+    ctx
+}
+
+/// The rules matching (action, resource type), kept for the statement. Its memo of
+/// resource-independent conditions holds for one principal, so a token change inside the
+/// statement (a function calling `set_config`) starts a new one.
+fn matching(rules: &Rc<RuleSet>, action: &str, resource_type: &str) -> Rc<Matching> {
+    let token = crate::settings::TOKEN_GENERATION.load(std::sync::atomic::Ordering::Relaxed);
+    let hit = STATEMENT.with_borrow(|s| {
+        s.as_ref()
+            .and_then(|s| s.matching.as_ref())
+            .filter(|c| {
+                Rc::ptr_eq(&c.rules, rules)
+                    && c.token_generation == token
+                    && c.action == action
+                    && c.resource_type == resource_type
+            })
+            .map(|c| c.matching.clone())
+    });
+    if let Some(m) = hit {
+        return m;
+    }
+    let m = Rc::new(rules.matching(action, resource_type));
+    STATEMENT.with_borrow_mut(|s| {
+        if let Some(s) = s.as_mut() {
+            s.matching = Some(CachedMatching {
+                rules: rules.clone(),
+                action: action.to_string(),
+                resource_type: resource_type.to_string(),
+                token_generation: token,
+                matching: m.clone(),
+            });
+        }
+    });
+    m
+}
+
+fn with_inputs<R>(entry: Option<&Entry>, f: impl FnOnce(&Inputs) -> R) -> R {
+    match entry {
+        Some(e) => f(e.inputs()),
+        None => ANONYMOUS.with(|a| f(a)),
+    }
+}
+
+/// `oidc.allow()`: the decision for the current principal.
+pub fn allow(action: &str, resource_type: &str, resource: &dyn Resource) -> Result<bool, Error> {
+    let rules = cache::rules();
+    let context = statement_context();
+    let m = matching(&rules, action, resource_type);
+    cache::with_principal(|entry| {
+        with_inputs(entry, |inputs| {
+            let req = request(inputs, &context, resource);
+            rules.decide(&m, &req).allowed
+        })
+    })
+}
+
+/// `oidc.explain()`: the decision for the current principal, with every matching rule.
+pub fn explain(action: &str, resource_type: &str, resource: &dyn Resource) -> Result<Value, Error> {
+    let rules = cache::rules();
+    let context = statement_context();
+    cache::with_principal(|entry| {
+        let principal = entry.map(|e| json!({"issuer": e.verified.issuer, "sub": e.verified.sub}));
+        with_inputs(entry, |inputs| {
+            let ex = rules.explain(action, resource_type, &request(inputs, &context, resource));
+            report(ex, principal, action, resource_type, &context)
+        })
+    })
+}
+
+/// `oidc.replay()`: the decision for given claims at a given time, without a token.
+pub fn replay(
+    claims: &Value,
+    action: &str,
+    resource_type: &str,
+    resource: &dyn Resource,
+    at: pg_sys::TimestampTz,
+) -> Value {
+    let rules = cache::rules();
+    let trust = cache::trust();
+    let issuer = claims.get("iss").and_then(Value::as_str);
+    let config = issuer.and_then(|i| trust.issuer(i));
+    let inputs = Inputs::new(
+        claims,
+        &oidc_authz_core::token::scopes_of(claims, config),
+        &oidc_authz_core::token::roles_of(claims, config),
+    );
+    let context = context_val(timestamptz_ns(at), None, None);
+    let ex = rules.explain(action, resource_type, &request(&inputs, &context, resource));
+    let principal = json!({"issuer": issuer, "sub": claims.get("sub")});
+    let mut out = report(ex, Some(principal), action, resource_type, &context);
+    out["issuer_configured"] = json!(config.is_some());
+    out
+}
+
+fn request<'a>(inputs: &'a Inputs, context: &'a Val, resource: &'a dyn Resource) -> Request<'a> {
+    Request {
+        claims: &inputs.claims,
+        scopes: &inputs.scopes,
+        roles: &inputs.roles,
+        context,
+        resource,
+    }
+}
+
+fn report(
+    ex: Explanation,
+    principal: Option<Value>,
+    action: &str,
+    resource_type: &str,
+    context: &Val,
+) -> Value {
+    let mut out = ex.to_json();
+    out["principal"] = principal.unwrap_or(Value::Null);
+    out["action"] = json!(action);
+    out["resource_type"] = json!(resource_type);
+    out["at"] = context
+        .field("time")
+        .map_or(Value::Null, |t| json!(t.to_string()));
+    out
+}

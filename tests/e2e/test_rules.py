@@ -1,0 +1,208 @@
+"""Rules as data, end to end: the multi-tenant document store of examples/rules with real
+tokens (PyJWT) under RLS as the application role; each rule shown deciding; rule changes
+crossing sessions; explain, replay, require; who may touch the rules."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+from helpers import APP_ROLE, DB, app_connect
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "rules" / "documents.sql"
+ROWS = [
+    # tenant, owner, title, labels
+    ("acme", "alice", "alice plan", ["finance"]),
+    ("acme", "alice", "alice notes", []),
+    ("acme", "bob", "bob draft", ["eng"]),
+    ("acme", "carol", "carol memo", ["eng", "finance"]),
+    ("globex", "alice", "other tenant, same sub", ["finance"]),
+]
+
+
+@pytest.fixture
+def documents(superuser, issuer):
+    superuser.execute("delete from oidc.rules")
+    superuser.execute("drop table if exists documents")
+    subprocess.run(
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", f"app_role={APP_ROLE}", "-d", DB, "-f", str(EXAMPLE)],
+        check=True, timeout=60, capture_output=True,
+    )
+    with superuser.cursor() as cur:
+        cur.executemany(
+            "insert into documents (tenant, owner, title, labels) values (%s, %s, %s, %s)", ROWS
+        )
+    # Writes are tested apart from the business-hours rule, whose decision depends on the
+    # clock; that rule is shown deciding by replay at fixed times below.
+    superuser.execute("update oidc.rules set enabled = false where name = 'business-hours'")
+    yield
+    superuser.execute("drop table if exists documents")
+    superuser.execute("delete from oidc.rules")
+
+
+def titles(conn, token) -> list[str]:
+    with conn.transaction():
+        conn.execute("select set_config('oidc.token', %s, true)", (token,))
+        return [r[0] for r in conn.execute("select title from documents order by title")]
+
+
+def test_owner_access(documents, app, make_token):
+    assert titles(app, make_token(sub="alice", tenant="acme")) == ["alice notes", "alice plan"]
+    # Same sub in another tenant: owner-access requires the tenant to match too.
+    assert titles(app, make_token(sub="alice", tenant="globex")) == ["other tenant, same sub"]
+
+
+def test_tenant_wide_read_needs_the_scope(documents, app, make_token):
+    reader = make_token(sub="dave", tenant="acme", scope="documents:read-all")
+    assert titles(app, reader) == ["alice notes", "alice plan", "bob draft", "carol memo"]
+    assert titles(app, make_token(sub="dave", tenant="acme", scope="documents:read")) == []
+
+
+def test_label_sharing(documents, app, make_token):
+    eng = make_token(sub="erin", tenant="acme", groups=["eng"])
+    assert titles(app, eng) == ["bob draft", "carol memo"]
+    fin = make_token(sub="frank", tenant="acme", groups=["finance", "x"])
+    assert titles(app, fin) == ["alice plan", "carol memo"]
+
+
+def test_suspended_users_are_forbidden_everything(documents, app, make_token):
+    suspended = make_token(sub="alice", tenant="acme", suspended=True, scope="documents:read-all")
+    assert titles(app, suspended) == []
+
+
+def test_anonymous_sees_nothing(documents, app):
+    with app.transaction():
+        assert app.execute("select count(*) from documents").fetchone()[0] == 0
+
+
+def test_writes_are_checked(documents, app, make_token):
+    alice = make_token(sub="alice", tenant="acme")
+    with app.transaction():
+        app.execute("select set_config('oidc.token', %s, true)", (alice,))
+        app.execute("insert into documents (tenant, owner, title) values ('acme', 'alice', 'new')")
+        assert app.execute("update documents set body = 'x' where title = 'alice plan'").rowcount == 1
+        # bob's document is invisible to alice's update (USING) ...
+        assert app.execute("update documents set body = 'x' where title = 'bob draft'").rowcount == 0
+    # ... and creating one in bob's name fails WITH CHECK.
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        with app.transaction():
+            app.execute("select set_config('oidc.token', %s, true)", (alice,))
+            app.execute("insert into documents (tenant, owner, title) values ('acme', 'bob', 'forged')")
+    # A reader with the tenant-wide scope reads but cannot update.
+    reader = make_token(sub="dave", tenant="acme", scope="documents:read-all")
+    with app.transaction():
+        app.execute("select set_config('oidc.token', %s, true)", (reader,))
+        assert app.execute("update documents set body = 'y'").rowcount == 0
+
+
+def test_a_rule_change_reaches_other_sessions_next_transaction(documents, superuser, make_token):
+    eng = make_token(sub="erin", tenant="acme", groups=["eng"])
+    with app_connect() as other:
+        assert titles(other, eng) == ["bob draft", "carol memo"]
+        superuser.execute("update oidc.rules set enabled = false where name = 'label-sharing'")
+        assert titles(other, eng) == []
+        superuser.execute("update oidc.rules set enabled = true where name = 'label-sharing'")
+        assert titles(other, eng) == ["bob draft", "carol memo"]
+
+
+def test_an_uncommitted_rule_change_is_not_seen(documents, superuser, make_token):
+    eng = make_token(sub="erin", tenant="acme", groups=["eng"])
+    with app_connect() as other:
+        with superuser.transaction():
+            superuser.execute("delete from oidc.rules where name = 'label-sharing'")
+            assert titles(other, eng) == ["bob draft", "carol memo"]
+            raise_rollback = psycopg.Rollback()
+            raise raise_rollback
+        assert titles(other, eng) == ["bob draft", "carol memo"]
+
+
+def test_business_hours_by_replay_at_fixed_times(documents, superuser):
+    superuser.execute("update oidc.rules set enabled = true where name = 'business-hours'")
+    claims = Jsonb({"iss": "https://issuer.test", "sub": "alice", "tenant": "acme"})
+    resource = Jsonb({"owner": "alice", "tenant": "acme", "labels": []})
+
+    def decision(at: str) -> dict:
+        return superuser.execute(
+            "select oidc.replay(%s, 'update', 'document', %s, %s::timestamptz)", (claims, resource, at)
+        ).fetchone()[0]
+
+    open_ = decision("2026-11-27T10:00:00+01:00")  # Friday 10:00 Berlin
+    assert open_["decision"] == "allow", open_
+    late = decision("2026-11-27T19:30:00+01:00")  # Friday 19:30 Berlin
+    assert late["decision"] == "deny" and late["forbids"] == ["business-hours"], late
+    weekend = decision("2026-11-28T10:00:00+01:00")  # Saturday
+    assert weekend["forbids"] == ["business-hours"], weekend
+    assert late["at"] == "2026-11-27T18:30:00Z"
+
+
+def test_explain_says_why_and_never_contains_the_token(documents, app, make_token):
+    erin = make_token(sub="erin", tenant="acme", groups=["eng"])
+    with app.transaction():
+        app.execute("select set_config('oidc.token', %s, true)", (erin,))
+        ex = app.execute(
+            "select oidc.explain('read', 'document', jsonb_build_object("
+            "'owner', 'bob', 'tenant', 'acme', 'labels', array['eng']))"
+        ).fetchone()[0]
+    assert ex["decision"] == "allow"
+    assert ex["permits"] == ["label-sharing"]
+    assert "owner-access" in ex["not_held"]
+    assert ex["principal"] == {"issuer": "https://issuer.test", "sub": "erin"}
+    assert "claims.groups" in ex["reads"] and "resource.labels" in ex["reads"]
+    assert erin not in str(ex) and erin.split(".")[2] not in str(ex)
+
+
+def test_an_erroring_forbid_denies_and_explain_reports_it(documents, superuser, app, make_token):
+    # Without the has() guard, a token lacking the optional claim makes the forbid error.
+    superuser.execute(
+        "insert into oidc.rules (name, effect, actions, resource_type, condition) "
+        "values ('unguarded', 'forbid', '{read}', 'document', 'claims.banned == true')"
+    )
+    alice = make_token(sub="alice", tenant="acme")
+    assert titles(app, alice) == []
+    with app.transaction():
+        app.execute("select set_config('oidc.token', %s, true)", (alice,))
+        ex = app.execute(
+            "select oidc.explain('read', 'document', '{\"owner\":\"alice\",\"tenant\":\"acme\",\"labels\":[]}')"
+        ).fetchone()[0]
+    assert ex["decision"] == "deny" and "unguarded" in ex["forbids"]
+    assert ex["errors"] == [{"rule": "unguarded", "effect": "forbid", "error": "no such key `banned`"}]
+
+
+def test_require_raises_42501_with_the_explanation(documents, app, make_token):
+    bob = make_token(sub="bob", tenant="acme")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege) as denied:
+        with app.transaction():
+            app.execute("select set_config('oidc.token', %s, true)", (bob,))
+            app.execute("select oidc.require('delete', 'document', '{\"owner\":\"alice\",\"tenant\":\"acme\"}')")
+    assert "permission denied: `delete` on `document`" in str(denied.value)
+    assert '"decision":"deny"' in (denied.value.diag.message_detail or "")
+    with app.transaction():
+        app.execute("select set_config('oidc.token', %s, true)", (bob,))
+        app.execute("select oidc.require('delete', 'document', '{\"owner\":\"bob\",\"tenant\":\"acme\"}')")
+
+
+def test_rules_are_admin_only(documents, app):
+    for statement in [
+        "select * from oidc.rules",
+        "insert into oidc.rules (name, effect, resource_type) values ('mine', 'permit', '*')",
+        "update oidc.rules set enabled = false",
+        "delete from oidc.rules",
+        "select oidc.replay('{}', 'read', 'document')",
+    ]:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            with app.transaction():
+                app.execute(statement)
+
+
+def test_a_bad_rule_is_refused_with_its_position_and_stores_nothing(documents, superuser):
+    with pytest.raises(psycopg.errors.InvalidParameterValue) as bad:
+        superuser.execute(
+            "insert into oidc.rules (name, effect, actions, resource_type, condition) "
+            "values ('typo', 'permit', '{read}', 'document', 'resource.owner == user.sub')"
+        )
+    assert "unknown variable `user`" in str(bad.value) and "line 1, column 19" in str(bad.value)
+    assert superuser.execute("select count(*) from oidc.rules where name = 'typo'").fetchone()[0] == 0
