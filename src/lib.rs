@@ -9,6 +9,7 @@ use pgrx::prelude::*;
 
 mod api;
 mod attrs;
+mod audit;
 mod cache;
 mod error;
 mod jsonb;
@@ -25,6 +26,7 @@ mod tests;
 pub extern "C-unwind" fn _PG_init() {
     settings::init();
     trust::init();
+    audit::init();
 }
 
 extension_sql!(

@@ -7,6 +7,7 @@
 //! resource type), rebuilt when either or the rule set changes. Both are O(1) to check per
 //! row; what remains per row is evaluating the matching rules.
 
+use crate::audit;
 use crate::cache::{self, Entry, Inputs};
 use crate::error::Error;
 use oidc_authz_core::rules::eval::{Request, Resource};
@@ -24,7 +25,9 @@ const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 struct StatementCache {
     context_key: i64,
     context: Rc<Val>,
-    matching: Option<CachedMatching>,
+    /// One entry per (action, resource type) used by the statement: a table's policies ask
+    /// for several (read, update, …), and alternating between them must not rebuild.
+    matching: Vec<CachedMatching>,
 }
 
 /// The rules matching one (action, resource type) and what they were built for.
@@ -34,7 +37,15 @@ struct CachedMatching {
     resource_type: String,
     token_generation: u64,
     matching: Rc<Matching>,
+    /// Unique in the backend: names this rule list in the audit's counters.
+    id: u64,
 }
+
+static NEXT_MATCHING_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Most (action, resource type) pairs kept per statement; more (an action taken from a
+/// column, say) start over, which only costs rebuilding.
+const MAX_MATCHINGS: usize = 64;
 
 thread_local! {
     static STATEMENT: RefCell<Option<StatementCache>> = const { RefCell::new(None) };
@@ -60,7 +71,7 @@ fn setting(name: &CStr) -> Option<String> {
 /// `context` for the current statement: its start time (as `now()` in the statement,
 /// identical on every row and in parallel workers), and the request's method and path as
 /// PostgREST sets them.
-fn statement_context() -> Rc<Val> {
+fn statement_context() -> (Rc<Val>, pg_sys::TimestampTz) {
     // SAFETY: plain reads of the transaction state.
     let started = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
     if let Some(ctx) = STATEMENT.with_borrow(|s| {
@@ -68,7 +79,7 @@ fn statement_context() -> Rc<Val> {
             .filter(|s| s.context_key == started)
             .map(|s| s.context.clone())
     }) {
-        return ctx;
+        return (ctx, started);
     }
     let ctx = Rc::new(context_val(
         timestamptz_ns(started),
@@ -79,44 +90,53 @@ fn statement_context() -> Rc<Val> {
         *s = Some(StatementCache {
             context_key: started,
             context: ctx.clone(),
-            matching: None,
+            matching: Vec::new(),
         })
     });
-    ctx
+    (ctx, started)
 }
 
 /// The rules matching (action, resource type), kept for the statement. Its memo of
 /// resource-independent conditions holds for one principal, so a token change inside the
 /// statement (a function calling `set_config`) starts a new one.
-fn matching(rules: &Rc<RuleSet>, action: &str, resource_type: &str) -> Rc<Matching> {
+fn matching(rules: &Rc<RuleSet>, action: &str, resource_type: &str) -> (Rc<Matching>, u64) {
     let token = crate::settings::TOKEN_GENERATION.load(std::sync::atomic::Ordering::Relaxed);
     let hit = STATEMENT.with_borrow(|s| {
         s.as_ref()
-            .and_then(|s| s.matching.as_ref())
-            .filter(|c| {
-                Rc::ptr_eq(&c.rules, rules)
-                    && c.token_generation == token
-                    && c.action == action
-                    && c.resource_type == resource_type
+            .and_then(|s| {
+                s.matching.iter().find(|c| {
+                    Rc::ptr_eq(&c.rules, rules)
+                        && c.token_generation == token
+                        && c.action == action
+                        && c.resource_type == resource_type
+                })
             })
-            .map(|c| c.matching.clone())
+            .map(|c| (c.matching.clone(), c.id))
     });
     if let Some(m) = hit {
         return m;
     }
     let m = Rc::new(rules.matching(action, resource_type));
+    let id = NEXT_MATCHING_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     STATEMENT.with_borrow_mut(|s| {
         if let Some(s) = s.as_mut() {
-            s.matching = Some(CachedMatching {
+            // A token change inside the statement leaves stale entries: drop them.
+            s.matching
+                .retain(|c| c.token_generation == token && Rc::ptr_eq(&c.rules, rules));
+            if s.matching.len() >= MAX_MATCHINGS {
+                s.matching.clear();
+            }
+            s.matching.push(CachedMatching {
                 rules: rules.clone(),
                 action: action.to_string(),
                 resource_type: resource_type.to_string(),
                 token_generation: token,
                 matching: m.clone(),
+                id,
             });
         }
     });
-    m
+    (m, id)
 }
 
 fn with_inputs<R>(entry: Option<&Entry>, f: impl FnOnce(&Inputs) -> R) -> R {
@@ -129,20 +149,33 @@ fn with_inputs<R>(entry: Option<&Entry>, f: impl FnOnce(&Inputs) -> R) -> R {
 /// `oidc.allow()`: the decision for the current principal.
 pub fn allow(action: &str, resource_type: &str, resource: &dyn Resource) -> Result<bool, Error> {
     let rules = cache::rules();
-    let context = statement_context();
-    let m = matching(&rules, action, resource_type);
+    let (context, started) = statement_context();
+    let (m, matching_id) = matching(&rules, action, resource_type);
     cache::with_principal(|entry| {
-        with_inputs(entry, |inputs| {
-            let req = request(inputs, &context, resource);
-            rules.decide(&m, &req).allowed
-        })
+        let verdict = with_inputs(entry, |inputs| {
+            rules.decide(&m, &request(inputs, &context, resource))
+        });
+        if crate::settings::audit() {
+            audit::record(audit::Decided {
+                statement: started,
+                token_generation: crate::settings::TOKEN_GENERATION
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                entry,
+                matching: matching_id,
+                rules: &rules,
+                action,
+                resource_type,
+                verdict,
+            });
+        }
+        verdict.allowed
     })
 }
 
 /// `oidc.explain()`: the decision for the current principal, with every matching rule.
 pub fn explain(action: &str, resource_type: &str, resource: &dyn Resource) -> Result<Value, Error> {
     let rules = cache::rules();
-    let context = statement_context();
+    let (context, _) = statement_context();
     cache::with_principal(|entry| {
         let principal = entry.map(|e| json!({"issuer": e.verified.issuer, "sub": e.verified.sub}));
         with_inputs(entry, |inputs| {

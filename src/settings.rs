@@ -33,6 +33,9 @@ static HEADER_FALLBACK: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// `oidc.max_token_bytes` (superuser): longer tokens are refused before any decoding. Default 16384.
 static MAX_TOKEN_BYTES: GucSetting<i32> = GucSetting::<i32>::new(16 * 1024);
 
+/// `oidc.audit` (superuser): log each statement's distinct rule decisions. Default off.
+static AUDIT: GucSetting<bool> = GucSetting::<bool>::new(false);
+
 /// `oidc.cache_size` (superuser): verified tokens kept per backend. Default 1000.
 static CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1000);
 
@@ -86,6 +89,14 @@ pub fn init() {
             None,
         );
     }
+    GucRegistry::define_bool_guc(
+        c"oidc.audit",
+        c"Log each statement's distinct rule decisions (who, what, decision, rule, rows) as JSON lines.",
+        c"",
+        &AUDIT,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_int_guc(
         c"oidc.max_token_bytes",
         c"Tokens longer than this many bytes are refused before decoding.",
@@ -156,6 +167,10 @@ fn raw_str(slot: *mut *mut c_char) -> Option<String> {
     // SAFETY: non-null and NUL-terminated, as every GUC string.
     let s = unsafe { CStr::from_ptr(ptr) }.to_str().ok()?;
     (!s.is_empty()).then(|| s.to_owned())
+}
+
+pub fn audit() -> bool {
+    AUDIT.get()
 }
 
 pub fn header_fallback() -> bool {

@@ -1,0 +1,161 @@
+//! Decision audit (opt-in, `oidc.audit`, superuser-only): for each statement, every
+//! distinct decision — who (iss, sub), what (action, resource type), the decision, the rule
+//! that decided it, and on how many rows — as one JSON line in the server log. Never one
+//! line per row, never the token. Writes no table, so it works on a hot standby.
+//!
+//! Decisions are counted per backend under a small key (no strings per row) and written
+//! when the statement changes or the transaction ends. A parallel worker writes its own
+//! lines for the rows it decided.
+
+use crate::cache::Entry;
+use oidc_authz_core::rules::{RuleSet, Verdict};
+use pgrx::pg_sys;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+use serde_json::json;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// Identity of a decision within a statement: the principal (token generation and cache
+/// entry), the matching rule list (action and type), and the verdict.
+#[derive(Hash, PartialEq, Eq, Clone, Copy)]
+struct Key {
+    token_generation: u64,
+    principal: usize,
+    matching: u64,
+    allowed: bool,
+    deciding: Option<usize>,
+}
+
+/// What a line says, captured at the first occurrence of its key.
+struct Line {
+    issuer: Option<String>,
+    sub: Option<String>,
+    action: String,
+    resource_type: String,
+    allowed: bool,
+    rule: Option<String>,
+    rows: u64,
+}
+
+struct Pending {
+    statement: pg_sys::TimestampTz,
+    lines: HashMap<Key, Line>,
+}
+
+thread_local! {
+    static PENDING: RefCell<Option<Pending>> = const { RefCell::new(None) };
+}
+
+/// One decision, as `oidc.allow()` made it.
+pub struct Decided<'a> {
+    pub statement: pg_sys::TimestampTz,
+    pub token_generation: u64,
+    pub entry: Option<&'a Entry>,
+    /// Id of the statement's rule list for (action, resource type).
+    pub matching: u64,
+    pub rules: &'a RuleSet,
+    pub action: &'a str,
+    pub resource_type: &'a str,
+    pub verdict: Verdict,
+}
+
+/// Counts one decision of the current statement.
+pub fn record(d: Decided) {
+    let Decided {
+        statement,
+        token_generation,
+        entry,
+        matching,
+        rules,
+        action,
+        resource_type,
+        verdict,
+    } = d;
+    let previous = PENDING.with_borrow_mut(|p| match p {
+        Some(pending) if pending.statement == statement => None,
+        _ => p.replace(Pending {
+            statement,
+            lines: HashMap::new(),
+        }),
+    });
+    if let Some(previous) = previous {
+        write(previous);
+    }
+    let key = Key {
+        token_generation,
+        principal: entry.map_or(0, |e| e as *const Entry as usize),
+        matching,
+        allowed: verdict.allowed,
+        deciding: verdict.deciding,
+    };
+    PENDING.with_borrow_mut(|p| {
+        let Some(pending) = p.as_mut() else { return };
+        pending
+            .lines
+            .entry(key)
+            .or_insert_with(|| Line {
+                issuer: entry.map(|e| e.verified.issuer.clone()),
+                sub: entry.and_then(|e| e.verified.sub.clone()),
+                action: action.to_string(),
+                resource_type: resource_type.to_string(),
+                allowed: verdict.allowed,
+                rule: verdict.deciding.map(|i| rules.rule(i).name.clone()),
+                rows: 0,
+            })
+            .rows += 1;
+    });
+}
+
+fn write(pending: Pending) {
+    let at = oidc_authz_core::rules::value::Val::Timestamp(crate::policy::timestamptz_ns(
+        pending.statement,
+    ));
+    let mut lines: Vec<Line> = pending.lines.into_values().collect();
+    lines.sort_by(|a, b| {
+        (&a.action, &a.resource_type, &a.sub).cmp(&(&b.action, &b.resource_type, &b.sub))
+    });
+    for line in lines {
+        let text = json!({
+            "statement_start": at.to_string(),
+            "iss": line.issuer,
+            "sub": line.sub,
+            "action": line.action,
+            "resource_type": line.resource_type,
+            "decision": if line.allowed { "allow" } else { "deny" },
+            "rule": line.rule,
+            "rows": line.rows,
+        });
+        ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
+            format!("pg_oidc_authz audit: {text}"),
+            "pg_oidc_authz",
+        )
+        .report(PgLogLevel::LOG);
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn at_transaction_end(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    use pg_sys::XactEvent::*;
+    if matches!(
+        event,
+        XACT_EVENT_COMMIT
+            | XACT_EVENT_ABORT
+            | XACT_EVENT_PARALLEL_COMMIT
+            | XACT_EVENT_PARALLEL_ABORT
+            | XACT_EVENT_PREPARE
+    ) {
+        if let Some(pending) = PENDING.with_borrow_mut(Option::take) {
+            write(pending);
+        }
+    }
+}
+
+pub fn init() {
+    // SAFETY: registering a callback from _PG_init; it only writes log lines.
+    unsafe { pg_sys::RegisterXactCallback(Some(at_transaction_end), std::ptr::null_mut()) };
+}
