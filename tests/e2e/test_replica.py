@@ -99,3 +99,37 @@ def test_issuer_changes_on_the_primary_follow_replay(issuer, replica, superuser,
         on_primary("update oidc.issuers set jwks = jsonb_set(jwks, '{keys}', (jwks -> 'keys') || %s)"
                    " where issuer = %s", Jsonb([mint.jwk("rs256-rotated")]))
         assert sub_with(standby, rotated) == "alice"
+
+
+def test_rules_decide_and_explain_on_the_standby_and_follow_replay(issuer, replica, superuser,  # noqa: F811
+                                                                   make_token):
+    superuser.execute("delete from oidc.rules")
+    superuser.execute(
+        "insert into oidc.rules (name, effect, actions, resource_type, condition) values "
+        "('replica-owner', 'permit', '{read}', 'doc', 'resource.owner == claims.sub')"
+    )
+    replica.wait_for_replay()
+    alice = make_token(sub="alice")
+    query = ("select array(select id from docs d where oidc.allow('read', 'doc', 'owner', d.owner)"
+             " order by id), oidc.explain('read', 'doc', '{\"owner\": \"carol\"}')")
+    try:
+        with replica.connect() as standby:  # as superuser: RLS aside, the rules decide alone
+            with standby.transaction():
+                standby.execute("select set_config('oidc.token', %s, true)", (alice,))
+                ids, explained = standby.execute(query).fetchone()
+            assert ids == [i for i, owner in DOCS if owner == "alice"]
+            assert explained["decision"] == "deny" and explained["not_held"] == ["replica-owner"]
+
+            # A rule change committed on the primary reaches the open standby connection.
+            superuser.execute(
+                "insert into oidc.rules (name, effect, actions, resource_type) "
+                "values ('replica-all', 'permit', '{read}', 'doc')"
+            )
+            replica.wait_for_replay()
+            with standby.transaction():
+                standby.execute("select set_config('oidc.token', %s, true)", (alice,))
+                ids, explained = standby.execute(query).fetchone()
+            assert ids == [i for i, _ in DOCS]
+            assert explained["permits"] == ["replica-all"], explained
+    finally:
+        superuser.execute("delete from oidc.rules")
