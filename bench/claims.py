@@ -10,18 +10,10 @@ and parses its JSON on every row: the anchor this extension must beat.
 """
 
 import json
-import os
-import statistics
 import sys
-import time
 
-import jwt
-import psycopg
+from common import ROWS, fresh_database, measure, token
 
-ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
-RUNS = int(os.environ.get("BENCH_RUNS", "7"))
-SECRET = b"bench-secret-bench-secret-bench-secret!!"
-ISS = "https://bench.test"
 SUB = "6f1c1a52-33f0-4b5e-9a53-2d6c0f5b1a11"
 
 QUERIES = [
@@ -40,28 +32,9 @@ QUERIES = [
 ]
 
 
-def execution_ms(cur, predicate):
-    cur.execute(
-        f"explain (analyze, timing off, format json) select count(*) from bench_docs where {predicate}"
-    )
-    return cur.fetchone()[0][0]["Execution Time"]
-
-
 def main():
-    conn = psycopg.connect(autocommit=True)
-    cur = conn.cursor()
-    cur.execute("drop database if exists oidc_bench")
-    cur.execute("create database oidc_bench")
-    conn.close()
-    conn = psycopg.connect(dbname="oidc_bench", autocommit=True)
-    cur = conn.cursor()
-    cur.execute("create extension pg_oidc_authz")
-    k = jwt.utils.base64url_encode(SECRET).decode()
-    cur.execute(
-        "insert into oidc.issuers (issuer, audiences, jwks, algorithms) values (%s, '{bench}', %s, '{HS256}')",
-        (ISS, json.dumps({"keys": [{"kty": "oct", "kid": "b", "k": k}]})),
-    )
-    cur.execute(
+    conn = fresh_database("oidc_bench")
+    conn.execute(
         "create table bench_docs as select i as id, "
         "case when i %% 1000 = 0 then %s else 'user-' || (i %% 1000) end as owner, "
         "case when i %% 1000 = 0 then %s::uuid else gen_random_uuid() end as owner_id, "
@@ -69,33 +42,10 @@ def main():
         "from generate_series(1, %s) as i",
         (SUB, SUB, ROWS),
     )
-    cur.execute("vacuum analyze bench_docs")
-    token = jwt.encode(
-        {"iss": ISS, "aud": "bench", "sub": SUB, "scope": "read write", "exp": int(time.time()) + 3600},
-        SECRET,
-        algorithm="HS256",
-        headers={"kid": "b"},
-    )
-    cur.execute("set max_parallel_workers_per_gather = 0")
-    cur.execute("set jit = off")
-    cur.execute("begin")
-    cur.execute("select set_config('oidc.token', %s, true)", (token,))
-    cur.execute(
-        "select set_config('request.jwt.claims', %s, true)", (json.dumps({"sub": SUB, "role": "authenticated"}),)
-    )
-    for _, predicate in QUERIES:  # warm-up: caches, hint bits, the verification itself
-        execution_ms(cur, predicate)
-    times = {name: [] for name, _ in QUERIES}
-    for _ in range(RUNS):  # interleaved, so drift hits every query alike
-        for name, predicate in QUERIES:
-            times[name].append(execution_ms(cur, predicate))
-    cur.execute("commit")
-    base = statistics.median(times[QUERIES[0][0]])
-    print(f"{ROWS} rows, median of {RUNS} runs, sequential scan, no parallelism")
-    print(f"{'predicate':58} {'ms':>9} {'ratio':>7}")
-    for name, _ in QUERIES:
-        ms = statistics.median(times[name])
-        print(f"{name:58} {ms:9.1f} {ms / base:6.2f}x")
+    conn.execute("vacuum analyze bench_docs")
+    claims = json.dumps({"sub": SUB, "role": "authenticated"})
+    measure(conn, "bench_docs", QUERIES, token(sub=SUB, scope="read write"), "claim functions",
+            settings=(f"select set_config('request.jwt.claims', '{claims}', true)",))
     return 0
 
 

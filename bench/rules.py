@@ -9,19 +9,9 @@ or types that must be matched out. `jsonb_build_object(...)` alone is measured t
 what a policy pays per row to hand the row's attributes to any function.
 """
 
-import json
-import os
-import statistics
 import sys
-import time
 
-import jwt
-import psycopg
-
-ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
-RUNS = int(os.environ.get("BENCH_RUNS", "5"))
-SECRET = b"bench-secret-bench-secret-bench-secret!!"
-ISS = "https://bench.test"
+from common import ROWS, fresh_database, measure, token
 
 RULES = [
     ("owner", "permit", "{read,update,delete}", "document", "resource.owner == claims.sub"),
@@ -49,60 +39,22 @@ QUERIES = [
 ]
 
 
-def execution_ms(cur, predicate):
-    cur.execute(f"explain (analyze, timing off, format json) select count(*) from bench_docs where {predicate}")
-    return cur.fetchone()[0][0]["Execution Time"]
-
-
 def main():
-    conn = psycopg.connect(autocommit=True)
-    conn.execute("drop database if exists oidc_bench_rules")
-    conn.execute("create database oidc_bench_rules")
-    conn.close()
-    conn = psycopg.connect(dbname="oidc_bench_rules", autocommit=True)
-    cur = conn.cursor()
-    cur.execute("create extension pg_oidc_authz")
-    k = jwt.utils.base64url_encode(SECRET).decode()
-    cur.execute(
-        "insert into oidc.issuers (issuer, audiences, jwks, algorithms) values (%s, '{bench}', %s, '{HS256}')",
-        (ISS, json.dumps({"keys": [{"kty": "oct", "kid": "b", "k": k}]})),
-    )
-    for rule in RULES:
-        cur.execute(
+    conn = fresh_database("oidc_bench_rules")
+    with conn.cursor() as cur:
+        cur.executemany(
             "insert into oidc.rules (name, effect, actions, resource_type, condition) values (%s, %s, %s, %s, %s)",
-            rule,
+            RULES,
         )
-    cur.execute(
+    conn.execute(
         "create table bench_docs as select i as id, 'user-' || (i %% 1000) as owner, "
         "'tenant-' || (i %% 7) as tenant, array['l' || (i %% 50), 'l' || (i %% 13)] as labels "
         "from generate_series(1, %s) as i",
         (ROWS,),
     )
-    cur.execute("vacuum analyze bench_docs")
-    token = jwt.encode(
-        {"iss": ISS, "aud": "bench", "sub": "user-7", "tenant": "tenant-3", "groups": ["l42", "x"],
-         "scope": "docs:read", "exp": int(time.time()) + 3600},
-        SECRET, algorithm="HS256", headers={"kid": "b"},
-    )
-    cur.execute("set max_parallel_workers_per_gather = 0")
-    cur.execute("set jit = off")
-    cur.execute("begin")
-    cur.execute("select set_config('oidc.token', %s, true)", (token,))
-    counts = {}
-    for name, predicate in QUERIES:  # warm-up, and the row counts for the record
-        cur.execute(f"select count(*) from bench_docs where {predicate}")
-        counts[name] = cur.fetchone()[0]
-    times = {name: [] for name, _ in QUERIES}
-    for _ in range(RUNS):
-        for name, predicate in QUERIES:
-            times[name].append(execution_ms(cur, predicate))
-    cur.execute("commit")
-    base = statistics.median(times[QUERIES[0][0]])
-    print(f"{ROWS} rows, {len(RULES)} rules, median of {RUNS} runs, sequential scan, no parallelism")
-    print(f"{'predicate':92} {'rows':>8} {'ms':>8} {'ratio':>7}")
-    for name, _ in QUERIES:
-        ms = statistics.median(times[name])
-        print(f"{name:92} {counts[name]:8} {ms:8.1f} {ms / base:6.2f}x")
+    conn.execute("vacuum analyze bench_docs")
+    caller = token(sub="user-7", tenant="tenant-3", groups=["l42", "x"], scope="docs:read")
+    measure(conn, "bench_docs", QUERIES, caller, f"{len(RULES)} rules")
     return 0
 
 

@@ -25,6 +25,19 @@ struct Layout {
 /// catalog lookup happens per row.
 #[derive(Clone, Copy)]
 enum Kind {
+    Scalar(Scalar),
+    /// A one-dimensional array: element type, its storage, and how to convert an element.
+    Array {
+        element: pg_sys::Oid,
+        len: i16,
+        byval: bool,
+        align: std::ffi::c_char,
+        of: Scalar,
+    },
+}
+
+#[derive(Clone, Copy)]
+enum Scalar {
     Text,
     Cstring,
     Bool,
@@ -38,76 +51,46 @@ enum Kind {
     Jsonb,
     /// Any other type, through its output function.
     Output(pg_sys::Oid),
-    /// A one-dimensional array: element type, its storage, and how to convert an element.
-    Array {
-        element: pg_sys::Oid,
-        len: i16,
-        byval: bool,
-        align: std::ffi::c_char,
-        of: Scalar,
-    },
 }
 
-/// Element conversions (arrays of arrays are not a thing in Postgres).
-#[derive(Clone, Copy)]
-struct Scalar(ScalarKind);
-
-#[derive(Clone, Copy)]
-enum ScalarKind {
-    Text,
-    Bool,
-    Int2,
-    Int4,
-    Int8,
-    Float8,
-    Output(pg_sys::Oid),
+impl Scalar {
+    unsafe fn of(typ: pg_sys::Oid) -> Scalar {
+        match typ {
+            pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID | pg_sys::NAMEOID => {
+                Scalar::Text
+            }
+            pg_sys::UNKNOWNOID => Scalar::Cstring,
+            pg_sys::BOOLOID => Scalar::Bool,
+            pg_sys::INT2OID => Scalar::Int2,
+            pg_sys::INT4OID => Scalar::Int4,
+            pg_sys::INT8OID => Scalar::Int8,
+            pg_sys::FLOAT4OID => Scalar::Float4,
+            pg_sys::FLOAT8OID => Scalar::Float8,
+            pg_sys::NUMERICOID => Scalar::Numeric,
+            pg_sys::TIMESTAMPTZOID | pg_sys::TIMESTAMPOID => Scalar::Timestamp,
+            pg_sys::JSONBOID => Scalar::Jsonb,
+            // SAFETY: a catalog lookup for a valid type oid.
+            other => Scalar::Output(unsafe { output_function(other) }),
+        }
+    }
 }
 
 impl Kind {
     unsafe fn of(typ: pg_sys::Oid) -> Kind {
-        match typ {
-            pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID | pg_sys::NAMEOID => {
-                Kind::Text
+        // SAFETY: catalog lookups for a valid type oid.
+        unsafe {
+            let element = pg_sys::get_element_type(typ);
+            if element == pg_sys::InvalidOid {
+                return Kind::Scalar(Scalar::of(typ));
             }
-            pg_sys::UNKNOWNOID => Kind::Cstring,
-            pg_sys::BOOLOID => Kind::Bool,
-            pg_sys::INT2OID => Kind::Int2,
-            pg_sys::INT4OID => Kind::Int4,
-            pg_sys::INT8OID => Kind::Int8,
-            pg_sys::FLOAT4OID => Kind::Float4,
-            pg_sys::FLOAT8OID => Kind::Float8,
-            pg_sys::NUMERICOID => Kind::Numeric,
-            pg_sys::TIMESTAMPTZOID | pg_sys::TIMESTAMPOID => Kind::Timestamp,
-            pg_sys::JSONBOID => Kind::Jsonb,
-            _ => {
-                // SAFETY: catalog lookups for a valid type oid.
-                unsafe {
-                    let element = pg_sys::get_element_type(typ);
-                    if element == pg_sys::InvalidOid {
-                        return Kind::Output(output_function(typ));
-                    }
-                    let (mut len, mut byval, mut align) = (0i16, false, 0 as std::ffi::c_char);
-                    pg_sys::get_typlenbyvalalign(element, &mut len, &mut byval, &mut align);
-                    let of = Scalar(match element {
-                        pg_sys::TEXTOID
-                        | pg_sys::VARCHAROID
-                        | pg_sys::BPCHAROID
-                        | pg_sys::NAMEOID => ScalarKind::Text,
-                        pg_sys::BOOLOID => ScalarKind::Bool,
-                        pg_sys::INT2OID => ScalarKind::Int2,
-                        pg_sys::INT4OID => ScalarKind::Int4,
-                        pg_sys::INT8OID => ScalarKind::Int8,
-                        pg_sys::FLOAT8OID => ScalarKind::Float8,
-                        other => ScalarKind::Output(output_function(other)),
-                    });
-                    Kind::Array {
-                        element,
-                        len,
-                        byval,
-                        align,
-                        of,
-                    }
-                }
+            let (mut len, mut byval, mut align) = (0i16, false, 0 as std::ffi::c_char);
+            pg_sys::get_typlenbyvalalign(element, &mut len, &mut byval, &mut align);
+            Kind::Array {
+                element,
+                len,
+                byval,
+                align,
+                of: Scalar::of(element),
             }
         }
     }
@@ -277,21 +260,10 @@ impl Resource for Attributes<'_> {
 
 /// One datum as a rule value.
 unsafe fn datum_val(d: pg_sys::Datum, kind: Kind) -> Val {
-    // SAFETY (all arms): `d` is a non-null datum of the type `kind` was made for.
+    // SAFETY: `d` is a non-null datum of the type `kind` was made for.
     unsafe {
         match kind {
-            Kind::Text => text_val(d),
-            Kind::Cstring => Val::str(&CStr::from_ptr(d.cast_mut_ptr()).to_string_lossy()),
-            Kind::Bool => Val::Bool(d.value() != 0),
-            Kind::Int2 => Val::Int(i64::from(d.value() as i16)),
-            Kind::Int4 => Val::Int(i64::from(d.value() as i32)),
-            Kind::Int8 => Val::Int(d.value() as i64),
-            Kind::Float4 => Val::Double(f64::from(f32::from_datum(d, false).unwrap_or(0.0))),
-            Kind::Float8 => Val::Double(f64::from_datum(d, false).unwrap_or(0.0)),
-            Kind::Numeric => crate::jsonb::numeric_val(d.cast_mut_ptr()),
-            Kind::Timestamp => Val::Timestamp(policy::timestamptz_ns(d.value() as i64)),
-            Kind::Jsonb => container_val(d),
-            Kind::Output(f) => output_val(d, f),
+            Kind::Scalar(of) => scalar_val(d, of),
             Kind::Array {
                 element,
                 len,
@@ -319,16 +291,21 @@ unsafe fn text_val(d: pg_sys::Datum) -> Val {
 }
 
 unsafe fn scalar_val(d: pg_sys::Datum, of: Scalar) -> Val {
-    // SAFETY: `d` is a non-null element datum of the array's element type.
+    // SAFETY (all arms): `d` is a non-null datum of the type `of` was made for.
     unsafe {
-        match of.0 {
-            ScalarKind::Text => text_val(d),
-            ScalarKind::Bool => Val::Bool(d.value() != 0),
-            ScalarKind::Int2 => Val::Int(i64::from(d.value() as i16)),
-            ScalarKind::Int4 => Val::Int(i64::from(d.value() as i32)),
-            ScalarKind::Int8 => Val::Int(d.value() as i64),
-            ScalarKind::Float8 => Val::Double(f64::from_datum(d, false).unwrap_or(0.0)),
-            ScalarKind::Output(f) => output_val(d, f),
+        match of {
+            Scalar::Text => text_val(d),
+            Scalar::Cstring => Val::str(&CStr::from_ptr(d.cast_mut_ptr()).to_string_lossy()),
+            Scalar::Bool => Val::Bool(d.value() != 0),
+            Scalar::Int2 => Val::Int(i64::from(d.value() as i16)),
+            Scalar::Int4 => Val::Int(i64::from(d.value() as i32)),
+            Scalar::Int8 => Val::Int(d.value() as i64),
+            Scalar::Float4 => Val::Double(f64::from(f32::from_datum(d, false).unwrap_or(0.0))),
+            Scalar::Float8 => Val::Double(f64::from_datum(d, false).unwrap_or(0.0)),
+            Scalar::Numeric => crate::jsonb::numeric_val(d.cast_mut_ptr()),
+            Scalar::Timestamp => Val::Timestamp(policy::timestamptz_ns(d.value() as i64)),
+            Scalar::Jsonb => container_val(d),
+            Scalar::Output(f) => output_val(d, f),
         }
     }
 }

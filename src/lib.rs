@@ -63,11 +63,17 @@ LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
     SELECT to_jsonb(i) || jsonb_build_object('leeway_seconds', extract(epoch FROM i.leeway))
 $$;
 
-CREATE FUNCTION oidc._issuers_validate() RETURNS trigger
+-- Both configuration tables: a row is validated by the same Rust code that later loads it,
+-- so a refused row stores nothing, and an accepted one always loads.
+CREATE FUNCTION oidc._validate_row() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
-    PERFORM oidc._check_issuer_row(oidc._issuer_row_json(NEW));
-    NEW.updated_at := pg_catalog.now();
+    IF TG_TABLE_NAME = 'issuers' THEN
+        PERFORM oidc._check_issuer_row(oidc._issuer_row_json(NEW));
+    ELSE
+        PERFORM oidc._check_rule_row(to_jsonb(NEW));
+    END IF;
+    NEW.updated_at := now();
     RETURN NEW;
 END
 $$;
@@ -81,7 +87,7 @@ END
 $$;
 
 CREATE TRIGGER issuers_validate BEFORE INSERT OR UPDATE ON oidc.issuers
-    FOR EACH ROW EXECUTE FUNCTION oidc._issuers_validate();
+    FOR EACH ROW EXECUTE FUNCTION oidc._validate_row();
 CREATE TRIGGER issuers_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON oidc.issuers
     FOR EACH STATEMENT EXECUTE FUNCTION oidc._config_changed();
 
@@ -103,17 +109,8 @@ COMMENT ON COLUMN oidc.rules.actions IS 'Actions the rule applies to, e.g. {read
 COMMENT ON COLUMN oidc.rules.resource_type IS 'Resource type the rule applies to, e.g. document; * = all';
 COMMENT ON COLUMN oidc.rules.condition IS 'CEL over claims, scopes, roles, resource, context; NULL or empty = always';
 
-CREATE FUNCTION oidc._rules_validate() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
-BEGIN
-    PERFORM oidc._check_rule_row(pg_catalog.to_jsonb(NEW));
-    NEW.updated_at := pg_catalog.now();
-    RETURN NEW;
-END
-$$;
-
 CREATE TRIGGER rules_validate BEFORE INSERT OR UPDATE ON oidc.rules
-    FOR EACH ROW EXECUTE FUNCTION oidc._rules_validate();
+    FOR EACH ROW EXECUTE FUNCTION oidc._validate_row();
 CREATE TRIGGER rules_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON oidc.rules
     FOR EACH STATEMENT EXECUTE FUNCTION oidc._config_changed();
 
@@ -131,7 +128,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON oidc.issuers, oidc.rules TO oi
 GRANT USAGE ON SCHEMA oidc TO PUBLIC;
 REVOKE ALL ON FUNCTION oidc._check_issuer_row(jsonb), oidc._invalidate_config(oid),
     oidc._issuer_row_json(oidc.issuers), oidc._check_rule_row(jsonb),
-    oidc._issuers_validate(), oidc._rules_validate(), oidc._config_changed(),
+    oidc._validate_row(), oidc._config_changed(),
     oidc.replay(jsonb, text, text, jsonb, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION oidc._check_issuer_row(jsonb), oidc._invalidate_config(oid),
     oidc._issuer_row_json(oidc.issuers), oidc._check_rule_row(jsonb),
