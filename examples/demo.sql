@@ -58,3 +58,24 @@ set local oidc.token = :'expired';
 select oidc.token_status() as status;
 rollback;
 reset role;
+
+-- 6. Fine-grained rules as data: a permit for owners, a forbid for a label, decided per row
+--    by oidc.allow() in a policy, and explained.
+insert into oidc.rules (name, effect, actions, resource_type, condition) values
+('owners-read', 'permit', '{read}', 'document', 'resource.owner == claims.sub'),
+('no-budgets', 'forbid', '{read}', 'document', 'resource.title.contains("budget")');
+create policy documents_by_rules on documents as restrictive for select
+    using (oidc.allow('read', 'document', 'owner', owner, 'title', title));
+set role demo_app;
+begin;
+set local oidc.token = :'alice';
+select * from documents order by id;
+commit;
+begin;
+set local oidc.token = :'bob';
+-- bob owns "Bob's budget", but the forbid wins over his permit
+select * from documents order by id;
+select oidc.explain('read', 'document', jsonb_build_object('owner', 'bob', 'title', 'Bob''s budget')) - 'at'
+    as why_not;
+commit;
+reset role;
