@@ -132,9 +132,10 @@ impl Compiler<'_> {
             .info
             .offset_for(at.id)
             .map_or(0, |(start, _)| start as usize);
+        // The parser's offsets count bytes; columns count characters.
         let (mut line, mut column) = (1, 1);
-        for (i, ch) in self.source.chars().enumerate() {
-            if i == offset {
+        for (i, ch) in self.source.char_indices() {
+            if i >= offset {
                 break;
             }
             if ch == '\n' {
