@@ -5,7 +5,9 @@
 use super::eval::{self, Builtin, Node, Op};
 use super::value::Val;
 use cel::common::ast::SourceInfo;
-use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue};
+use cel::common::ast::{
+    ComprehensionExpr, EntryExpr, Expr, IdedExpr, ListExpr, LiteralValue, MapExpr, SelectExpr,
+};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::rc::Rc;
@@ -169,85 +171,89 @@ impl Compiler<'_> {
         let node = match &e.expr {
             Expr::Literal(lit) => Node::Const(literal(lit).map_err(|m| self.error(e, m))?),
             Expr::Ident(name) => self.ident(e, name)?,
-            Expr::Select(sel) => {
-                let field: Rc<str> = Rc::from(sel.field.as_str());
-                if let Some(path) = self.read_path(&sel.operand) {
-                    self.reads.insert(format!("{path}.{}", sel.field));
-                }
-                if matches!(&sel.operand.expr, Expr::Ident(n) if n == "resource" && !self.is_local(n))
-                {
-                    if sel.test {
-                        Node::HasResourceField(field)
-                    } else {
-                        Node::ResourceField(field)
-                    }
-                } else {
-                    let operand = self.expr_quiet(&sel.operand)?;
-                    if sel.test {
-                        Node::Has(Box::new(operand), field)
-                    } else {
-                        Node::Select(Box::new(operand), field)
-                    }
-                }
-            }
-            Expr::List(list) => {
-                if !list.optional_indices.is_empty() {
-                    return Err(self.error(e, "optional list elements are not supported".into()));
-                }
-                Node::List(
-                    list.elements
-                        .iter()
-                        .map(|x| self.expr(x))
-                        .collect::<Result<_, _>>()?,
-                )
-            }
-            Expr::Map(map) => {
-                let mut entries = Vec::with_capacity(map.entries.len());
-                for entry in &map.entries {
-                    let EntryExpr::MapEntry(m) = &entry.expr else {
-                        return Err(self.error(e, "message literals are not supported".into()));
-                    };
-                    if m.optional {
-                        return Err(self.error(e, "optional map entries are not supported".into()));
-                    }
-                    entries.push((self.expr(&m.key)?, self.expr(&m.value)?));
-                }
-                Node::Map(entries)
-            }
+            Expr::Select(sel) => self.select(sel)?,
+            Expr::List(list) => self.list(e, list)?,
+            Expr::Map(map) => self.map(e, map)?,
             Expr::Struct(_) => {
                 return Err(self.error(e, "message literals are not supported".into()))
             }
-            Expr::Comprehension(c) => {
-                if c.iter_var2.is_some() {
-                    return Err(
-                        self.error(e, "two-variable comprehensions are not supported".into())
-                    );
-                }
-                let range = self.expr(&c.iter_range)?;
-                let init = self.expr(&c.accu_init)?;
-                let accu = self.bind(&c.accu_var, true);
-                let iter = self.bind(&c.iter_var, false);
-                let cond = self.expr(&c.loop_cond)?;
-                let step = self.expr(&c.loop_step)?;
-                self.scopes.pop();
-                let result = self.expr(&c.result)?;
-                self.scopes.pop();
-                Node::Fold {
-                    range: Box::new(range),
-                    iter,
-                    accu,
-                    init: Box::new(init),
-                    cond: Box::new(cond),
-                    step: Box::new(step),
-                    result: Box::new(result),
-                }
-            }
+            Expr::Comprehension(c) => self.comprehension(e, c)?,
             Expr::Call(call) => {
                 self.call(e, &call.func_name, call.target.as_deref(), &call.args)?
             }
             Expr::Unspecified => return Err(self.error(e, "empty expression".into())),
         };
         fold(node).map_err(|m| self.error(e, m))
+    }
+
+    // The cases of `expr_inner` with locals of their own, apart so that only the one in use
+    // is on the stack for each level of nesting (in debug builds, a function's frame holds
+    // every branch's temporaries).
+
+    fn select(&mut self, sel: &SelectExpr) -> Result<Node, CompileError> {
+        let field: Rc<str> = Rc::from(sel.field.as_str());
+        if let Some(path) = self.read_path(&sel.operand) {
+            self.reads.insert(format!("{path}.{}", sel.field));
+        }
+        if matches!(&sel.operand.expr, Expr::Ident(n) if n == "resource" && !self.is_local(n)) {
+            return Ok(if sel.test {
+                Node::HasResourceField(field)
+            } else {
+                Node::ResourceField(field)
+            });
+        }
+        let operand = Box::new(self.expr_quiet(&sel.operand)?);
+        Ok(if sel.test {
+            Node::Has(operand, field)
+        } else {
+            Node::Select(operand, field)
+        })
+    }
+
+    fn list(&mut self, e: &IdedExpr, list: &ListExpr) -> Result<Node, CompileError> {
+        if !list.optional_indices.is_empty() {
+            return Err(self.error(e, "optional list elements are not supported".into()));
+        }
+        let items = list.elements.iter().map(|x| self.expr(x));
+        Ok(Node::List(items.collect::<Result<_, _>>()?))
+    }
+
+    fn map(&mut self, e: &IdedExpr, map: &MapExpr) -> Result<Node, CompileError> {
+        let mut entries = Vec::with_capacity(map.entries.len());
+        for entry in &map.entries {
+            let EntryExpr::MapEntry(m) = &entry.expr else {
+                return Err(self.error(e, "message literals are not supported".into()));
+            };
+            if m.optional {
+                return Err(self.error(e, "optional map entries are not supported".into()));
+            }
+            entries.push((self.expr(&m.key)?, self.expr(&m.value)?));
+        }
+        Ok(Node::Map(entries))
+    }
+
+    fn comprehension(&mut self, e: &IdedExpr, c: &ComprehensionExpr) -> Result<Node, CompileError> {
+        if c.iter_var2.is_some() {
+            return Err(self.error(e, "two-variable comprehensions are not supported".into()));
+        }
+        let range = self.expr(&c.iter_range)?;
+        let init = self.expr(&c.accu_init)?;
+        let accu = self.bind(&c.accu_var, true);
+        let iter = self.bind(&c.iter_var, false);
+        let cond = self.expr(&c.loop_cond)?;
+        let step = self.expr(&c.loop_step)?;
+        self.scopes.pop();
+        let result = self.expr(&c.result)?;
+        self.scopes.pop();
+        Ok(Node::Fold {
+            range: Box::new(range),
+            iter,
+            accu,
+            init: Box::new(init),
+            cond: Box::new(cond),
+            step: Box::new(step),
+            result: Box::new(result),
+        })
     }
 
     /// Like `expr`, for the operand of a select whose path was already recorded.
@@ -260,16 +266,23 @@ impl Compiler<'_> {
         Ok(node)
     }
 
-    /// `claims.a.b` as a dotted path when `e` is a chain of selects on a variable.
-    fn read_path(&self, e: &IdedExpr) -> Option<String> {
-        match &e.expr {
-            Expr::Ident(n) if VARIABLES.contains(&n.as_str()) && !self.is_local(n) => {
-                Some(n.clone())
+    /// `claims.a.b` as a dotted path when `e` is a chain of selects on a variable. A loop,
+    /// not recursion: it runs before the depth check, on chains as long as the source.
+    fn read_path(&self, mut e: &IdedExpr) -> Option<String> {
+        let mut fields = Vec::new();
+        loop {
+            match &e.expr {
+                Expr::Ident(n) if VARIABLES.contains(&n.as_str()) && !self.is_local(n) => {
+                    fields.push(n.as_str());
+                    fields.reverse();
+                    return Some(fields.join("."));
+                }
+                Expr::Select(s) if !s.test => {
+                    fields.push(s.field.as_str());
+                    e = &s.operand;
+                }
+                _ => return None,
             }
-            Expr::Select(s) if !s.test => self
-                .read_path(&s.operand)
-                .map(|p| format!("{p}.{}", s.field)),
-            _ => None,
         }
     }
 
@@ -325,6 +338,18 @@ impl Compiler<'_> {
         for a in args {
             nodes.push(self.expr(a)?);
         }
+        self.resolve_call(e, name, target.is_some(), nodes)
+    }
+
+    /// The node for a call whose operands are compiled. Apart from `call` so that its large
+    /// frame is not on the stack once per level of nesting.
+    fn resolve_call(
+        &self,
+        e: &IdedExpr,
+        name: &str,
+        receiver: bool,
+        mut nodes: Vec<Node>,
+    ) -> Result<Node, CompileError> {
         let arity = nodes.len();
         let two = |nodes: Vec<Node>| -> (Box<Node>, Box<Node>) {
             let mut it = nodes.into_iter();
@@ -345,12 +370,12 @@ impl Compiler<'_> {
                     format!(
                         "`{}` takes {} argument(s), got {arity}",
                         display_name(name),
-                        want - usize::from(target.is_some())
+                        want - usize::from(receiver)
                     ),
                 ))
             }
         };
-        Ok(match (name, target.is_some()) {
+        Ok(match (name, receiver) {
             ("_&&_", false) => {
                 fixed(2)?;
                 let (a, b) = two(nodes);
@@ -436,19 +461,15 @@ impl Compiler<'_> {
                 op(Op::Index, nodes)
             }
             _ => {
-                let builtin = Builtin::lookup(name, target.is_some(), arity).ok_or_else(|| {
+                let builtin = Builtin::lookup(name, receiver, arity).ok_or_else(|| {
                     if Builtin::known(name) {
                         self.error(
                             e,
                             format!(
                                 "no overload of `{}` with {} argument(s){}",
                                 display_name(name),
-                                arity - usize::from(target.is_some()),
-                                if target.is_some() {
-                                    " on a receiver"
-                                } else {
-                                    ""
-                                }
+                                arity - usize::from(receiver),
+                                if receiver { " on a receiver" } else { "" }
                             ),
                         )
                     } else {
