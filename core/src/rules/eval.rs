@@ -467,7 +467,11 @@ fn binary(op: Op, a: &Val, b: &Val) -> Result<Val, EvalError> {
             Val::List(l) => Ok(Val::Bool(l.iter().any(|x| x.equals(a)))),
             Val::Map(m) => match a {
                 Val::Str(k) => Ok(Val::Bool(m.contains_key(&**k))),
-                _ => Ok(Val::Bool(false)),
+                // Our maps have string keys only, so another key type is never there
+                // (CEL: `3 in {1: "one"} // false`) …
+                Val::Int(_) | Val::Uint(_) | Val::Double(_) | Val::Bool(_) => Ok(Val::Bool(false)),
+                // … but a value that cannot be a map key matches no overload of `A in map(A, B)`.
+                _ => no(),
             },
             _ => no(),
         },
