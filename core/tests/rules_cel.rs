@@ -408,6 +408,15 @@ cel_tests! {
         "[1, 2].map(x, [10, 20].map(y, x + y))" => v(json!([[11, 21], [12, 22]])),
         "claims.missing.exists(x, true)" => fails("no such key"),
         "claims.sub.exists(c, true)" => fails("cannot iterate over a string"),
+        // membership in a macro, with an error on either side
+        "resource.mixed.exists(x, x in [true])" => v(json!(true)),
+        "resource.labels.all(l, l in resource.meta)" => v(json!(false)),
+        "[[1], 'a'].exists(x, x in {'a': 1})" => v(json!(true)),
+        "[1, [1]].exists(x, x in {'a': 1})" => fails("no overload"),
+        "[[1], 'b'].all(x, x in {'a': 1})" => v(json!(false)),
+        "[1].exists(x, x in claims.missing)" => fails("no such key"),
+        // no element, no predicate evaluated: the set is never read
+        "[].all(x, x in claims.missing)" => v(json!(true)),
     }
 
     /// CEL's macros combine per-element results like `&&` (all) and `||` (exists): an

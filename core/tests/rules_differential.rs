@@ -284,6 +284,13 @@ const TABLE: &[&str] = &[
     "1.exists(x, true)", "'abc'.exists(x, true)", "[1, 2].exists(x, x)", "[1, 2].all(x, 'a')",
     "claims.groups.exists(g, g == claims.sub)", "size([1, 2, 3].filter(x, x > 1)) == 2",
     "[1, 2].map(x, x).map(y, y + 1)", "claims.groups.map(g, g + g)",
+    // membership inside a macro, the label check of most policies, with errors on each side
+    "resource.mixed.exists(x, x in [1])", "resource.mixed.all(x, x in claims.groups)",
+    "[1, 'a'].exists(x, x in claims.missing)", "claims.missing.exists(x, x in [1])",
+    "resource.labels.all(l, l in resource.meta)", "resource.labels.exists(l, l in resource)",
+    "[[1], 'a'].exists(x, x in {'a': 1})", "[1, [1]].exists(x, x in {'a': 1})",
+    "[[1], 'b'].all(x, x in {'a': 1})", "claims.groups.exists(g, g in claims.groups)",
+    "[].all(x, x in claims.missing)", "scopes.exists(s, s in roles)",
     // timestamps and durations
     "timestamp('2026-11-27T10:00:00Z')", "timestamp('2026-11-27T10:00:00+01:00')",
     "timestamp('2026-11-27T10:00:00.5Z')", "timestamp('2026-11-27T10:00:00.123456789Z')",

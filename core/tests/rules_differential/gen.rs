@@ -500,7 +500,18 @@ impl Gen<'_> {
         };
         let var = ["x", "y", "z", "w"][self.locals.len().min(3)];
         self.locals.push(var);
-        let body = self.expr(body, depth);
+        let body = if m != "map" && self.rng.chance(30) {
+            // `x in set`, the label check policies write most (and that an evaluator may
+            // well special-case): the set a list or a map, maybe failing, maybe using `x`
+            let set = if self.rng.chance(70) {
+                Ty::List
+            } else {
+                Ty::Map
+            };
+            format!("{var} in {}", self.expr(set, depth))
+        } else {
+            self.expr(body, depth)
+        };
         self.locals.pop();
         format!("{range}.{m}({var}, {body})")
     }
