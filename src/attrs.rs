@@ -8,7 +8,7 @@
 
 use crate::jsonb::container_val;
 use crate::policy;
-use oidc_authz_core::rules::eval::Resource;
+use oidc_authz_core::rules::eval::{str_in, EvalError, Resource};
 use oidc_authz_core::rules::value::Val;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -245,6 +245,76 @@ impl Resource for Attributes<'_> {
         }
         // SAFETY: the datum has the type `kind` was made for, as the call's expression says.
         Some(unsafe { datum_val(arg.value, *kind) })
+    }
+
+    fn membership(
+        &self,
+        name: &str,
+        set: &Result<Val, EvalError>,
+        all: bool,
+    ) -> Option<Result<bool, EvalError>> {
+        let (_, i, kind) = self.layout.attrs.iter().find(|(n, _, _)| &**n == name)?;
+        let Kind::Array {
+            element,
+            len,
+            byval,
+            align,
+            of: Scalar::Text,
+        } = *kind
+        else {
+            return None;
+        };
+        let arg = self.args[*i];
+        if arg.isnull {
+            return None;
+        }
+        // SAFETY: a text-like array datum, as the layout says; deconstruct_array palloc's
+        // its outputs, which live until the end of the row's evaluation.
+        unsafe {
+            let array =
+                pg_sys::pg_detoast_datum(arg.value.cast_mut_ptr()) as *mut pg_sys::ArrayType;
+            let mut values: *mut pg_sys::Datum = std::ptr::null_mut();
+            let mut nulls: *mut bool = std::ptr::null_mut();
+            let mut n = 0;
+            pg_sys::deconstruct_array(
+                array,
+                element,
+                i32::from(len),
+                byval,
+                align,
+                &mut values,
+                &mut nulls,
+                &mut n,
+            );
+            let count = usize::try_from(n).unwrap_or(0);
+            if count == 0 {
+                return Some(Ok(all));
+            }
+            if (0..count).any(|k| *nulls.add(k)) {
+                return None; // NULL elements: let the general path compare them as null
+            }
+            let set = match set {
+                Ok(s) => s,
+                Err(e) => return Some(Err(e.clone())),
+            };
+            for k in 0..count {
+                let v = pg_sys::pg_detoast_datum_packed((*values.add(k)).cast_mut_ptr());
+                let bytes = std::slice::from_raw_parts(
+                    pgrx::vardata_any(v) as *const u8,
+                    pgrx::varsize_any_exhdr(v),
+                );
+                let Ok(elem) = std::str::from_utf8(bytes) else {
+                    return None;
+                };
+                match str_in(elem, set) {
+                    Ok(held) if held != all => return Some(Ok(held)),
+                    Ok(_) => {}
+                    // Depends on `set` alone: every element fails alike.
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            Some(Ok(all))
+        }
     }
 
     fn whole(&self) -> Val {

@@ -220,3 +220,76 @@ fn bad_conditions_are_refused_with_their_position() {
         );
     }
 }
+
+/// `r.exists(x, x in s)` and `r.all(x, x in s)` are evaluated by a specialised node; the same
+/// macros in a shape the compiler does not specialise (`… || false`) go through the general
+/// loop. Both must give the same value or both an error, for lists, maps, empty ranges,
+/// erroring sets and erroring ranges.
+#[test]
+fn membership_shortcut_agrees_with_the_general_loop() {
+    use oidc_authz_core::rules::compile::compile;
+    let w = world(json!({"groups": ["eng", "ops"], "n": 1, "m": {"eng": 1}}));
+    let ranges = [
+        "[]",
+        "['eng']",
+        "['x', 'ops']",
+        "['x', 'y']",
+        "claims.groups",
+        "{'eng': 1, 'z': 2}",
+        "claims.n",
+        "claims.missing",
+        "[1, 'eng']",
+    ];
+    let sets = [
+        "claims.groups",
+        "[]",
+        "claims.m",
+        "claims.missing",
+        "'eng'",
+        "claims.n",
+        "['eng', 1]",
+    ];
+    let mut compared = 0;
+    for range in ranges {
+        for set in sets {
+            for (special, general) in [
+                (
+                    format!("{range}.exists(x, x in {set})"),
+                    format!("{range}.exists(x, x in {set} || false)"),
+                ),
+                (
+                    format!("{range}.all(x, x in {set})"),
+                    format!("{range}.all(x, x in {set} && true)"),
+                ),
+            ] {
+                let resource = Val::from_json(&json!({}));
+                let req = Request {
+                    claims: &w.claims,
+                    scopes: &w.scopes,
+                    roles: &w.roles,
+                    context: &w.context,
+                    resource: &resource,
+                };
+                let a = compile(&special).map(|p| p.evaluate(&req).map(|v| v.to_json()));
+                let b = compile(&general).map(|p| p.evaluate(&req).map(|v| v.to_json()));
+                match (&a, &b) {
+                    (Ok(Ok(x)), Ok(Ok(y))) => assert_eq!(x, y, "{special} vs {general}"),
+                    (Ok(Err(_)), Ok(Err(_))) | (Err(_), Err(_)) => {}
+                    _ => panic!("{special}: {a:?} but {general}: {b:?}"),
+                }
+                compared += 1;
+            }
+        }
+    }
+    assert_eq!(compared, ranges.len() * sets.len() * 2);
+    // The shortcut is really taken for the first shape, and not for the second.
+    let special = format!(
+        "{:?}",
+        compile("claims.groups.exists(x, x in ['eng'])").ok()
+    );
+    let general = format!(
+        "{:?}",
+        compile("claims.groups.exists(x, x in ['eng'] || false)").ok()
+    );
+    assert!(special.contains("Membership") && !general.contains("Membership"));
+}

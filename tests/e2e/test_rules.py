@@ -206,3 +206,39 @@ def test_a_bad_rule_is_refused_with_its_position_and_stores_nothing(documents, s
         )
     assert "unknown variable `user`" in str(bad.value) and "line 1, column 19" in str(bad.value)
     assert superuser.execute("select count(*) from oidc.rules where name = 'typo'").fetchone()[0] == 0
+
+
+def test_pairs_and_jsonb_resources_decide_alike(superuser, issuer, make_token):
+    """The name/value-pair form reads arrays in place for label checks; the jsonb form
+    converts them. Same rules, same resources: the same decisions, errors included."""
+    superuser.execute("delete from oidc.rules")
+    conditions = {
+        "any": "resource.labels.exists(l, l in claims.groups)",
+        "every": "resource.labels.all(l, l in claims.groups)",
+        "literal": "resource.labels.exists(l, l in ['eng', 'ops'])",
+        "map": "resource.labels.exists(l, l in {'eng': 1})",
+        "bad-set": "resource.labels.exists(l, l in claims.sub)",
+        "missing-set": "resource.labels.all(l, l in claims.nope)",
+        "numbers": "resource.levels.exists(n, n in [2, 3])",
+    }
+    with superuser.cursor() as cur:
+        cur.executemany(
+            "insert into oidc.rules (name, effect, actions, resource_type, condition) values (%s, 'permit', %s, 'doc', %s)",
+            [(name, [name], cond) for name, cond in conditions.items()],
+        )
+    arrays = ["array['eng']", "array['x', 'ops']", "array['x']", "array[]::text[]",
+              "array['eng', null]", "array[null]::text[]", "array['ops', 'eng']", "null::text[]"]
+    tok = make_token(sub="alice", groups=["eng", "ops"])
+    try:
+        with superuser.transaction():
+            superuser.execute("select set_config('oidc.token', %s, true)", (tok,))
+            for action in conditions:
+                for arr in arrays:
+                    pairs, as_jsonb = superuser.execute(
+                        f"select oidc.allow(%s, 'doc', 'labels', {arr}, 'levels', array[1, 3]),"
+                        f" oidc.allow(%s, 'doc', jsonb_build_object('labels', {arr}, 'levels', array[1, 3]))",
+                        (action, action),
+                    ).fetchone()
+                    assert pairs == as_jsonb, (action, arr, pairs, as_jsonb)
+    finally:
+        superuser.execute("delete from oidc.rules")

@@ -63,8 +63,18 @@ impl Program {
     /// The condition's value; a rule's condition must give a bool (see `Rule::evaluate`),
     /// other values are for tests comparing against CEL's reference interpreter.
     pub fn evaluate(&self, req: &eval::Request) -> Result<Val, eval::EvalError> {
-        let mut frame = Vec::with_capacity(self.slots);
-        eval::eval(&self.root, req, &mut frame)
+        // One frame per thread, reused: per-row decisions then allocate no frame. Evaluation
+        // never re-enters itself; if it did, `take` would hand it a fresh empty frame.
+        thread_local! {
+            static FRAME: std::cell::RefCell<eval::Frame> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let mut frame = FRAME.with_borrow_mut(std::mem::take);
+        frame.clear();
+        frame.reserve(self.slots);
+        let out = eval::eval(&self.root, req, &mut frame);
+        frame.clear();
+        FRAME.with_borrow_mut(|f| *f = frame);
+        out
     }
 }
 
@@ -235,6 +245,13 @@ impl Compiler<'_> {
     fn comprehension(&mut self, e: &IdedExpr, c: &ComprehensionExpr) -> Result<Node, CompileError> {
         if c.iter_var2.is_some() {
             return Err(self.error(e, "two-variable comprehensions are not supported".into()));
+        }
+        if let Some((all, set)) = membership(c) {
+            // `list.exists(x, x in set)` / `list.all(x, x in set)`: the label checks of most
+            // policies, decided without the loop machinery (same results, errors included).
+            let range = Box::new(self.expr(&c.iter_range)?);
+            let set = Box::new(self.expr(set)?);
+            return Ok(Node::Membership { all, range, set });
         }
         let range = self.expr(&c.iter_range)?;
         let init = self.expr(&c.accu_init)?;
@@ -479,6 +496,72 @@ impl Compiler<'_> {
                 Node::Call(builtin, nodes)
             }
         })
+    }
+}
+
+/// Recognises the macro expansions of `r.exists(x, x in s)` (`false`, `!@result` guard,
+/// `@result || x in s`) and `r.all(x, x in s)` (`true`, `@result` guard, `@result && x in s`)
+/// where `s` uses neither loop variable; returns whether it is `all`, and `s`.
+fn membership(c: &ComprehensionExpr) -> Option<(bool, &IdedExpr)> {
+    let is_accu = |e: &IdedExpr| matches!(&e.expr, Expr::Ident(n) if *n == c.accu_var);
+    fn call(e: &IdedExpr) -> Option<(&str, &[IdedExpr])> {
+        match &e.expr {
+            Expr::Call(call) if call.target.is_none() => {
+                Some((call.func_name.as_str(), &call.args[..]))
+            }
+            _ => None,
+        }
+    }
+    let all = match &c.accu_init.expr {
+        Expr::Literal(LiteralValue::Boolean(b)) => *b.inner(),
+        _ => return None,
+    };
+    let (guard, guard_args) = call(&c.loop_cond)?;
+    let guard_ok = guard == "@not_strictly_false"
+        && match (all, guard_args) {
+            (true, [g]) => is_accu(g),
+            (false, [g]) => matches!(call(g), Some(("!_", [a])) if is_accu(a)),
+            _ => false,
+        };
+    let (step, step_args) = call(&c.loop_step)?;
+    let [accu, pred] = step_args else { return None };
+    let (op, pred_args) = call(pred)?;
+    let [elem, set] = pred_args else { return None };
+    let shape = guard_ok
+        && step == if all { "_&&_" } else { "_||_" }
+        && is_accu(accu)
+        && is_accu(&c.result)
+        && op == "@in"
+        && matches!(&elem.expr, Expr::Ident(n) if *n == c.iter_var);
+    (shape && !mentions(set, &c.iter_var) && !mentions(set, &c.accu_var)).then_some((all, set))
+}
+
+/// Whether `e` refers to `name` anywhere (conservatively: also where shadowed).
+fn mentions(e: &IdedExpr, name: &str) -> bool {
+    match &e.expr {
+        Expr::Ident(n) => n == name,
+        Expr::Select(s) => mentions(&s.operand, name),
+        Expr::Call(c) => {
+            c.target.as_deref().is_some_and(|t| mentions(t, name))
+                || c.args.iter().any(|a| mentions(a, name))
+        }
+        Expr::List(l) => l.elements.iter().any(|x| mentions(x, name)),
+        Expr::Map(m) => m.entries.iter().any(|entry| match &entry.expr {
+            EntryExpr::MapEntry(me) => mentions(&me.key, name) || mentions(&me.value, name),
+            EntryExpr::StructField(f) => mentions(&f.value, name),
+        }),
+        Expr::Comprehension(c) => {
+            mentions(&c.iter_range, name)
+                || mentions(&c.accu_init, name)
+                || mentions(&c.loop_cond, name)
+                || mentions(&c.loop_step, name)
+                || mentions(&c.result, name)
+        }
+        Expr::Struct(s) => s.entries.iter().any(|entry| match &entry.expr {
+            EntryExpr::MapEntry(me) => mentions(&me.key, name) || mentions(&me.value, name),
+            EntryExpr::StructField(f) => mentions(&f.value, name),
+        }),
+        Expr::Literal(_) | Expr::Unspecified => false,
     }
 }
 

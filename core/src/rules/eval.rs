@@ -29,6 +29,31 @@ pub trait Resource {
     fn field(&self, name: &str) -> Option<Val>;
     /// The whole resource, for conditions that use `resource` itself.
     fn whole(&self) -> Val;
+
+    /// `resource.<name>.exists(x, x in set)` (`all: false`) or `.all(…)` (`all: true`) when
+    /// the attribute is a list of strings that can be checked in place, without building it
+    /// (see [`str_in`]); `None` to have the caller convert the attribute and iterate.
+    fn membership(
+        &self,
+        _name: &str,
+        _set: &Result<Val, EvalError>,
+        _all: bool,
+    ) -> Option<Result<bool, EvalError>> {
+        None
+    }
+}
+
+/// `elem in set` for a string `elem`: exactly what `binary(Op::In, Val::Str(elem), set)`
+/// gives, without building the string value.
+pub fn str_in(elem: &str, set: &Val) -> Result<bool, EvalError> {
+    match set {
+        Val::List(l) => Ok(l.iter().any(|x| matches!(x, Val::Str(s) if &**s == elem))),
+        Val::Map(m) => Ok(m.contains_key(elem)),
+        other => err(format!(
+            "no overload of `In` for string and {}",
+            other.type_name()
+        )),
+    }
 }
 
 impl Resource for Val {
@@ -157,6 +182,13 @@ pub enum Node {
     Cond(Box<Node>, Box<Node>, Box<Node>),
     Op(Op, Box<Node>, Box<Node>),
     Call(Builtin, Vec<Node>),
+    /// `range.exists(x, x in set)` (`all: false`) or `range.all(x, x in set)` (`all: true`),
+    /// `set` evaluated once; results and errors as the macro expansion gives them.
+    Membership {
+        all: bool,
+        range: Box<Node>,
+        set: Box<Node>,
+    },
     Fold {
         range: Box<Node>,
         iter: usize,
@@ -393,6 +425,7 @@ impl Eval<'_, '_> {
                 }
                 call(*f, &vals)?
             }
+            Node::Membership { all, range, set } => self.membership(*all, range, set, frame)?,
             Node::Fold {
                 range,
                 iter,
@@ -437,6 +470,69 @@ impl Eval<'_, '_> {
                 self.eval(result, frame)?
             }
         })
+    }
+}
+
+impl Eval<'_, '_> {
+    /// The macro's semantics, unrolled: `exists` is true at the first element in `set`,
+    /// else an error if some `in` failed, else false; `all` is false at the first element
+    /// not in `set`, else an error if some `in` failed, else true. An empty range never
+    /// evaluates `set`.
+    fn membership(
+        &mut self,
+        all: bool,
+        range: &Node,
+        set: &Node,
+        frame: &mut Frame,
+    ) -> Result<Val, EvalError> {
+        if let Node::ResourceField(name) = range {
+            let set = self.eval(set, frame);
+            if let Some(held) = self.req.resource.membership(name, &set, all) {
+                return held.map(Val::Bool);
+            }
+        }
+        let range = self.eval(range, frame)?;
+        let keys: Vec<Val>;
+        let items: &[Val] = match &range {
+            Val::List(l) => l,
+            Val::Map(m) => {
+                keys = m.keys().map(|k| Val::Str(k.clone())).collect();
+                &keys
+            }
+            other => return err(format!("cannot iterate over a {}", other.type_name())),
+        };
+        if items.is_empty() {
+            return Ok(Val::Bool(all));
+        }
+        let set = self.eval(set, frame);
+        let mut error = None;
+        for item in items {
+            self.steps += 1;
+            if self.steps > MAX_STEPS {
+                return out_of_steps();
+            }
+            let held = match &set {
+                Ok(s) => binary(Op::In, item, s),
+                Err(e) => Err(e.clone()),
+            };
+            match held {
+                Ok(Val::Bool(b)) if b != all => return Ok(Val::Bool(b)),
+                Ok(Val::Bool(_)) => {}
+                Ok(other) => {
+                    error.get_or_insert(EvalError(format!(
+                        "expected bool, got {}",
+                        other.type_name()
+                    )));
+                }
+                Err(e) => {
+                    error.get_or_insert(e);
+                }
+            }
+        }
+        match error {
+            Some(e) => Err(e),
+            None => Ok(Val::Bool(all)),
+        }
     }
 }
 
