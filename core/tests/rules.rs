@@ -293,3 +293,69 @@ fn membership_shortcut_agrees_with_the_general_loop() {
     );
     assert!(special.contains("Membership") && !general.contains("Membership"));
 }
+
+/// Conditions mixing parts that read the resource with parts that do not are split, the
+/// latter remembered per statement (`decide`); `explain` evaluates them whole. For every mix
+/// of true, false and erroring sides, under `&&` and `||`, as permit and as forbid, and
+/// over several rows sharing one `Matching` (the memo), both must decide alike.
+#[test]
+fn split_conditions_decide_as_the_whole_condition() {
+    let fixed = [
+        "true",
+        "false",
+        "claims.missing",
+        "'x' in scopes",
+        "claims.n",
+    ];
+    let varying = [
+        "resource.flag",
+        "!resource.flag",
+        "resource.missing",
+        "resource.n > 0",
+        "resource.n",
+    ];
+    let rows = [
+        json!({"flag": true, "n": 1}),
+        json!({"flag": false, "n": 0}),
+        json!({}),
+    ];
+    let w = world(json!({"n": 1}));
+    let mut checked = 0;
+    for f in fixed {
+        for v in varying {
+            for junction in ["&&", "||"] {
+                for effect in ["permit", "forbid"] {
+                    for condition in [format!("{f} {junction} {v}"), format!("{v} {junction} {f}")]
+                    {
+                        let mut rules =
+                            vec![json!({"name": "r", "effect": effect, "actions": ["a"],
+                            "resource_type": "t", "condition": condition})];
+                        if effect == "forbid" {
+                            rules.push(json!({"name": "base", "effect": "permit", "actions": ["a"], "resource_type": "t"}));
+                        }
+                        let set = set(json!(rules));
+                        let m = set.matching("a", "t");
+                        for row in &rows {
+                            let resource = Val::from_json(row);
+                            let req = Request {
+                                claims: &w.claims,
+                                scopes: &w.scopes,
+                                roles: &w.roles,
+                                context: &w.context,
+                                resource: &resource,
+                            };
+                            let fast = set.decide(&m, &req).allowed;
+                            let whole = set.explain("a", "t", &req).allowed;
+                            assert_eq!(fast, whole, "{effect} `{condition}` on {row}");
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(
+        checked,
+        fixed.len() * varying.len() * 2 * 2 * 2 * rows.len()
+    );
+}

@@ -57,12 +57,39 @@ pub struct Program {
     /// Whether the condition reads the resource; if not, its result is the same for every
     /// row of a statement (same principal, same context).
     pub per_resource: bool,
+    /// Set when `root` is `fixed && varying` (or `||`) with `fixed` not reading the
+    /// resource: a decision can then evaluate `fixed` once per statement.
+    pub(crate) split: Option<Junction>,
+}
+
+/// The top-level connective of a split condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Junction {
+    And,
+    Or,
 }
 
 impl Program {
     /// The condition's value; a rule's condition must give a bool (see `Rule::evaluate`),
     /// other values are for tests comparing against CEL's reference interpreter.
     pub fn evaluate(&self, req: &eval::Request) -> Result<Val, eval::EvalError> {
+        self.evaluate_node(&self.root, req)
+    }
+
+    /// The two sides of a split condition (see [`Program::split`]).
+    pub(crate) fn parts(&self) -> Option<(Junction, &Node, &Node)> {
+        match (self.split, &self.root) {
+            (Some(j), Node::And(a, b) | Node::Or(a, b)) => Some((j, a, b)),
+            _ => None,
+        }
+    }
+
+    /// Evaluates `node`, a part of this program.
+    pub(crate) fn evaluate_node(
+        &self,
+        node: &Node,
+        req: &eval::Request,
+    ) -> Result<Val, eval::EvalError> {
         // One frame per thread, reused: per-row decisions then allocate no frame. Evaluation
         // never re-enters itself; if it did, `take` would hand it a fresh empty frame.
         thread_local! {
@@ -71,10 +98,66 @@ impl Program {
         let mut frame = FRAME.with_borrow_mut(std::mem::take);
         frame.clear();
         frame.reserve(self.slots);
-        let out = eval::eval(&self.root, req, &mut frame);
+        let out = eval::eval(node, req, &mut frame);
         frame.clear();
         FRAME.with_borrow_mut(|f| *f = frame);
         out
+    }
+}
+
+/// Regroups a top-level `&&` (or `||`) chain as `fixed && varying`, where `fixed` holds
+/// the operands that do not read the resource. CEL's `&&`/`||` are commutative, errors
+/// included (`false` absorbs an error on either side), so the value is unchanged; only which
+/// of two errors is reported may differ.
+fn split(root: Node) -> (Node, Option<Junction>) {
+    let junction = match &root {
+        Node::And(..) => Junction::And,
+        Node::Or(..) => Junction::Or,
+        _ => return (root, None),
+    };
+    let mut operands = Vec::new();
+    flatten(root, junction, &mut operands);
+    let (fixed, varying): (Vec<Node>, Vec<Node>) =
+        operands.into_iter().partition(|n| !n.reads_resource());
+    // Joined pairwise, so that the tree stays as shallow as the parser made it (it balances
+    // long chains): evaluation recurses along it.
+    let join = |mut nodes: Vec<Node>| {
+        while nodes.len() > 1 {
+            let mut pairs = Vec::with_capacity(nodes.len().div_ceil(2));
+            let mut it = nodes.into_iter();
+            while let Some(a) = it.next() {
+                pairs.push(match it.next() {
+                    Some(b) => match junction {
+                        Junction::And => Node::And(Box::new(a), Box::new(b)),
+                        Junction::Or => Node::Or(Box::new(a), Box::new(b)),
+                    },
+                    None => a,
+                });
+            }
+            nodes = pairs;
+        }
+        nodes.pop()
+    };
+    match (join(fixed), join(varying)) {
+        (Some(a), Some(b)) => {
+            let root = match junction {
+                Junction::And => Node::And(Box::new(a), Box::new(b)),
+                Junction::Or => Node::Or(Box::new(a), Box::new(b)),
+            };
+            (root, Some(junction))
+        }
+        (Some(only), None) | (None, Some(only)) => (only, None),
+        (None, None) => (Node::Const(Val::Bool(junction == Junction::And)), None),
+    }
+}
+
+fn flatten(node: Node, junction: Junction, out: &mut Vec<Node>) {
+    match (junction, node) {
+        (Junction::And, Node::And(a, b)) | (Junction::Or, Node::Or(a, b)) => {
+            flatten(*a, junction, out);
+            flatten(*b, junction, out);
+        }
+        (_, other) => out.push(other),
     }
 }
 
@@ -113,7 +196,7 @@ pub fn compile(source: &str) -> Result<Program, CompileError> {
         slots: 0,
         reads: BTreeSet::new(),
     };
-    let root = c.expr(&ast)?;
+    let (root, split) = split(c.expr(&ast)?);
     let per_resource = c
         .reads
         .iter()
@@ -123,6 +206,7 @@ pub fn compile(source: &str) -> Result<Program, CompileError> {
         slots: c.slots,
         reads: c.reads,
         per_resource,
+        split,
     })
 }
 

@@ -201,6 +201,43 @@ pub enum Node {
 }
 
 impl Node {
+    /// Whether evaluating this node can read the resource.
+    pub(crate) fn reads_resource(&self) -> bool {
+        match self {
+            Node::Resource | Node::ResourceField(_) | Node::HasResourceField(_) => true,
+            Node::Const(_)
+            | Node::Claims
+            | Node::Scopes
+            | Node::Roles
+            | Node::Context
+            | Node::Local(_)
+            | Node::Accu(_) => false,
+            Node::Select(a, _) | Node::Has(a, _) | Node::Not(a) | Node::Neg(a) => {
+                a.reads_resource()
+            }
+            Node::NotStrictlyFalse(a) => a.reads_resource(),
+            Node::List(items) | Node::Call(_, items) => items.iter().any(Node::reads_resource),
+            Node::Map(entries) => entries
+                .iter()
+                .any(|(k, v)| k.reads_resource() || v.reads_resource()),
+            Node::And(a, b) | Node::Or(a, b) | Node::Op(_, a, b) => {
+                a.reads_resource() || b.reads_resource()
+            }
+            Node::Cond(a, b, c) => a.reads_resource() || b.reads_resource() || c.reads_resource(),
+            Node::Membership { range, set, .. } => range.reads_resource() || set.reads_resource(),
+            Node::Fold {
+                range,
+                init,
+                cond,
+                step,
+                result,
+                ..
+            } => [range, init, cond, step, result]
+                .iter()
+                .any(|n| n.reads_resource()),
+        }
+    }
+
     /// True when every operand is a constant and the node itself reads no variable.
     pub(crate) fn is_foldable(&self) -> bool {
         let c = |n: &Node| matches!(n, Node::Const(_));

@@ -12,7 +12,7 @@ pub mod time;
 pub mod value;
 
 use crate::token::quote;
-use compile::{compile, Program};
+use compile::{compile, Junction, Program};
 use eval::{EvalError, Request};
 use serde_json::{json, Value};
 use std::cell::Cell;
@@ -235,12 +235,52 @@ impl RuleSet {
     }
 
     /// `holds`, remembered in `m` for a rule whose condition does not read the resource.
+    ///
+    /// A condition split as `fixed && varying` (or `||`, see `compile::split`) remembers
+    /// `fixed` and evaluates only `varying` per row, combining them as CEL does: for `&&`,
+    /// a false side decides, else an error wins; for `||`, a true side does.
     fn holds_memo(&self, m: &Matching, i: usize, req: &Request) -> bool {
         let rule = &self.rules[i];
-        if rule.program.as_ref().is_some_and(|p| p.per_resource) {
-            return rule.holds(req);
-        }
         let memo = &m.memo[i];
+        if let Some(program) = rule.program.as_ref().filter(|p| p.per_resource) {
+            let Some((junction, fixed, varying)) = program.parts() else {
+                return rule.holds(req);
+            };
+            // 1 = true, 2 = false, 3 = error (or not a bool)
+            let fixed = match memo.get() {
+                0 => {
+                    let v = match program.evaluate_node(fixed, req) {
+                        Ok(Val::Bool(true)) => 1,
+                        Ok(Val::Bool(false)) => 2,
+                        _ => 3,
+                    };
+                    memo.set(v);
+                    v
+                }
+                v => v,
+            };
+            let decided = match junction {
+                Junction::And => 2,
+                Junction::Or => 1,
+            };
+            if fixed == decided {
+                return fixed == 1;
+            }
+            let varying = match program.evaluate_node(varying, req) {
+                Ok(Val::Bool(b)) => Ok(b),
+                Ok(other) => Err(EvalError(format!(
+                    "expected bool, got {}",
+                    other.type_name()
+                ))),
+                Err(e) => Err(e),
+            };
+            let condition = match (fixed, varying) {
+                (_, Ok(b)) if b == (decided == 1) => Ok(b),
+                (3, _) => Err(()),
+                (_, v) => v.map_err(drop),
+            };
+            return condition.unwrap_or(rule.effect == Effect::Forbid);
+        }
         match memo.get() {
             1 => true,
             2 => false,
