@@ -56,9 +56,8 @@ enum Scalar {
 impl Scalar {
     unsafe fn of(typ: pg_sys::Oid) -> Scalar {
         match typ {
-            pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID | pg_sys::NAMEOID => {
-                Scalar::Text
-            }
+            // (`name` is no varlena: it goes through its output function, as other types.)
+            pg_sys::TEXTOID | pg_sys::VARCHAROID | pg_sys::BPCHAROID => Scalar::Text,
             pg_sys::UNKNOWNOID => Scalar::Cstring,
             pg_sys::BOOLOID => Scalar::Bool,
             pg_sys::INT2OID => Scalar::Int2,
@@ -247,6 +246,22 @@ impl Resource for Attributes<'_> {
         Some(unsafe { datum_val(arg.value, *kind) })
     }
 
+    fn field_equals(&self, name: &str, value: &Val) -> Option<bool> {
+        let (_, i, kind) = self.layout.attrs.iter().find(|(n, _, _)| &**n == name)?;
+        let arg = self.args[*i];
+        if arg.isnull || !matches!(kind, Kind::Scalar(Scalar::Text)) {
+            return None;
+        }
+        // A string equals only a string (Val::equals); compare the bytes in place.
+        let Val::Str(s) = value else {
+            return Some(false);
+        };
+        // SAFETY: a text-like datum, as the layout says.
+        let bytes = unsafe { text_bytes(arg.value) };
+        // Invalid UTF-8 (a SQL_ASCII database) is converted lossily by the general path.
+        std::str::from_utf8(bytes).ok().map(|text| text == &**s)
+    }
+
     fn membership(
         &self,
         name: &str,
@@ -298,12 +313,7 @@ impl Resource for Attributes<'_> {
                 Err(e) => return Some(Err(e.clone())),
             };
             for k in 0..count {
-                let v = pg_sys::pg_detoast_datum_packed((*values.add(k)).cast_mut_ptr());
-                let bytes = std::slice::from_raw_parts(
-                    pgrx::vardata_any(v) as *const u8,
-                    pgrx::varsize_any_exhdr(v),
-                );
-                let Ok(elem) = std::str::from_utf8(bytes) else {
+                let Ok(elem) = std::str::from_utf8(text_bytes(*values.add(k))) else {
                     return None;
                 };
                 match str_in(elem, set) {
@@ -345,14 +355,26 @@ unsafe fn datum_val(d: pg_sys::Datum, kind: Kind) -> Val {
     }
 }
 
-unsafe fn text_val(d: pg_sys::Datum) -> Val {
-    // SAFETY: `d` is a text-like varlena; a packed header is read as is, without a copy.
+/// The bytes of a text-like datum, valid while the datum is.
+///
+/// # Safety
+/// `d` must be a non-null text, varchar or bpchar datum (a varlena).
+unsafe fn text_bytes<'a>(d: pg_sys::Datum) -> &'a [u8] {
+    // SAFETY: per the caller; a packed header is read as is, without a copy (a toasted value
+    // is detoasted into the current memory context, which outlives the call).
     unsafe {
         let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
-        let bytes = std::slice::from_raw_parts(
+        std::slice::from_raw_parts(
             pgrx::vardata_any(v) as *const u8,
             pgrx::varsize_any_exhdr(v),
-        );
+        )
+    }
+}
+
+unsafe fn text_val(d: pg_sys::Datum) -> Val {
+    // SAFETY: `d` is a text-like varlena.
+    unsafe {
+        let bytes = text_bytes(d);
         match std::str::from_utf8(bytes) {
             Ok(s) => Val::str(s),
             Err(_) => Val::str(&String::from_utf8_lossy(bytes)),

@@ -220,6 +220,9 @@ def test_pairs_and_jsonb_resources_decide_alike(superuser, issuer, make_token):
         "bad-set": "resource.labels.exists(l, l in claims.sub)",
         "missing-set": "resource.labels.all(l, l in claims.nope)",
         "numbers": "resource.levels.exists(n, n in [2, 3])",
+        "eq": "resource.owner == claims.sub",
+        "ne": "'alice' != resource.owner",
+        "eq-int": "resource.owner == 1",
     }
     with superuser.cursor() as cur:
         cur.executemany(
@@ -228,17 +231,19 @@ def test_pairs_and_jsonb_resources_decide_alike(superuser, issuer, make_token):
         )
     arrays = ["array['eng']", "array['x', 'ops']", "array['x']", "array[]::text[]",
               "array['eng', null]", "array[null]::text[]", "array['ops', 'eng']", "null::text[]"]
+    owners = ["'alice'::text", "'bob'::varchar", "'alice'::name", "'alice'::bpchar", "null::text", "1"]
     tok = make_token(sub="alice", groups=["eng", "ops"])
     try:
         with superuser.transaction():
             superuser.execute("select set_config('oidc.token', %s, true)", (tok,))
             for action in conditions:
-                for arr in arrays:
+                for arr, owner in [(a, o) for a in arrays for o in owners]:
                     pairs, as_jsonb = superuser.execute(
-                        f"select oidc.allow(%s, 'doc', 'labels', {arr}, 'levels', array[1, 3]),"
-                        f" oidc.allow(%s, 'doc', jsonb_build_object('labels', {arr}, 'levels', array[1, 3]))",
+                        f"select oidc.allow(%s, 'doc', 'labels', {arr}, 'levels', array[1, 3], 'owner', {owner}),"
+                        f" oidc.allow(%s, 'doc', jsonb_build_object('labels', {arr}, 'levels', array[1, 3],"
+                        f" 'owner', {owner}))",
                         (action, action),
                     ).fetchone()
-                    assert pairs == as_jsonb, (action, arr, pairs, as_jsonb)
+                    assert pairs == as_jsonb, (action, arr, owner, pairs, as_jsonb)
     finally:
         superuser.execute("delete from oidc.rules")

@@ -30,6 +30,12 @@ pub trait Resource {
     /// The whole resource, for conditions that use `resource` itself.
     fn whole(&self) -> Val;
 
+    /// `resource.<name> == value` decided in place, as [`Val::equals`] would; `None` to have
+    /// the caller convert the attribute (also when it is missing or null).
+    fn field_equals(&self, _name: &str, _value: &Val) -> Option<bool> {
+        None
+    }
+
     /// `resource.<name>.exists(x, x in set)` (`all: false`) or `.all(…)` (`all: true`) when
     /// the attribute is a list of strings that can be checked in place, without building it
     /// (see [`str_in`]); `None` to have the caller convert the attribute and iterate.
@@ -450,6 +456,12 @@ impl Eval<'_, '_> {
                     (a, b) => binary(Op::Add, &a, &b)?,
                 }
             }
+            Node::Op(op @ (Op::Eq | Op::Ne), a, b)
+                if matches!(**a, Node::ResourceField(_))
+                    || matches!(**b, Node::ResourceField(_)) =>
+            {
+                self.compare_field(*op, a, b, frame)?
+            }
             Node::Op(op, a, b) => {
                 let a = self.eval(a, frame)?;
                 let b = self.eval(b, frame)?;
@@ -511,6 +523,34 @@ impl Eval<'_, '_> {
 }
 
 impl Eval<'_, '_> {
+    /// `resource.f == x` / `!=`: asks the resource to compare in place (no value built for
+    /// the attribute); falls back to the general path, with its order of evaluation and
+    /// errors, whenever the resource cannot or the other side fails.
+    fn compare_field(
+        &mut self,
+        op: Op,
+        a: &Node,
+        b: &Node,
+        frame: &mut Frame,
+    ) -> Result<Val, EvalError> {
+        let (field, other) = match (a, b) {
+            (Node::ResourceField(f), other) | (other, Node::ResourceField(f)) => (f, other),
+            _ => return self.eval_op(op, a, b, frame),
+        };
+        if let Ok(value) = self.eval(other, frame) {
+            if let Some(equal) = self.req.resource.field_equals(field, &value) {
+                return Ok(Val::Bool(equal == (op == Op::Eq)));
+            }
+        }
+        self.eval_op(op, a, b, frame)
+    }
+
+    fn eval_op(&mut self, op: Op, a: &Node, b: &Node, frame: &mut Frame) -> Result<Val, EvalError> {
+        let a = self.eval(a, frame)?;
+        let b = self.eval(b, frame)?;
+        binary(op, &a, &b)
+    }
+
     /// The macro's semantics, unrolled: `exists` is true at the first element in `set`,
     /// else an error if some `in` failed, else false; `all` is false at the first element
     /// not in `set`, else an error if some `in` failed, else true. An empty range never
