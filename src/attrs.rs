@@ -13,12 +13,15 @@ use oidc_authz_core::rules::value::Val;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::{FromDatum, PgSqlErrorCode};
+use std::cell::RefCell;
 use std::ffi::CStr;
 use std::rc::Rc;
 
-/// Name → argument position and how to convert it, per call site.
+/// Name → argument position and how to convert it, per call site; and, where the action
+/// and resource type are constants, what decisions there share within a statement.
 struct Layout {
     attrs: Vec<(Rc<str>, usize, Kind)>,
+    site: Option<RefCell<Option<policy::Prepared>>>,
 }
 
 /// How a datum becomes a rule value, decided once per call site from its type, so that no
@@ -149,14 +152,24 @@ pub unsafe extern "C-unwind" fn oidc_allow_attributes(
         if pg_sys::get_fn_expr_variadic(flinfo) {
             attrs_error("pass the resource as name/value pairs, not as a VARIADIC array");
         }
-        let action = <&str>::from_datum(args[0].value, false).unwrap_or("");
-        let resource_type = <&str>::from_datum(args[1].value, false).unwrap_or("");
+        let request = || {
+            (
+                <&str>::from_datum(args[0].value, false).unwrap_or(""),
+                <&str>::from_datum(args[1].value, false).unwrap_or(""),
+            )
+        };
         let layout = layout(flinfo, args);
         let resource = Attributes {
             args,
             layout: &layout,
         };
-        let allowed = policy::allow(action, resource_type, &resource);
+        let allowed = match &layout.site {
+            Some(site) => policy::allow_at(site, request, &resource),
+            None => {
+                let (action, resource_type) = request();
+                policy::allow(action, resource_type, &resource)
+            }
+        };
         match allowed {
             Ok(b) => pg_sys::Datum::from(b),
             Err(e) => e.raise(),
@@ -209,7 +222,12 @@ unsafe fn layout(flinfo: *mut pg_sys::FmgrInfo, args: &[pg_sys::NullableDatum]) 
             attrs.push((Rc::from(name.as_str()), i + 1, Kind::of(value_type)));
             i += 2;
         }
-        let layout = Rc::new(Layout { attrs });
+        let fixed_request =
+            pg_sys::get_fn_expr_arg_stable(flinfo, 0) && pg_sys::get_fn_expr_arg_stable(flinfo, 1);
+        let layout = Rc::new(Layout {
+            attrs,
+            site: (constant && fixed_request).then(|| RefCell::new(None)),
+        });
         if constant {
             let cb = pg_sys::MemoryContextAlloc(
                 (*flinfo).fn_mcxt,

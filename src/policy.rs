@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use std::cell::RefCell;
 use std::ffi::CStr;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 
 /// Microseconds from the Unix epoch to Postgres' epoch (2000-01-01).
 const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
@@ -148,23 +149,85 @@ fn with_inputs<R>(entry: Option<&Entry>, f: impl FnOnce(&Inputs) -> R) -> R {
 
 /// `oidc.allow()`: the decision for the current principal.
 pub fn allow(action: &str, resource_type: &str, resource: &dyn Resource) -> Result<bool, Error> {
-    let rules = cache::rules();
-    let (context, started) = statement_context();
-    let (m, matching_id) = matching(&rules, action, resource_type);
+    decide(&Prepared::new(action, resource_type), resource)
+}
+
+/// What a decision needs besides the principal and the resource: valid for one statement,
+/// token and configuration, and one (action, resource type).
+pub struct Prepared {
+    statement: pg_sys::TimestampTz,
+    token_generation: u64,
+    config_generation: u64,
+    rules: Rc<RuleSet>,
+    context: Rc<Val>,
+    matching: Rc<Matching>,
+    matching_id: u64,
+    action: String,
+    resource_type: String,
+}
+
+impl Prepared {
+    fn new(action: &str, resource_type: &str) -> Prepared {
+        let rules = cache::rules();
+        let (context, statement) = statement_context();
+        let (matching, matching_id) = self::matching(&rules, action, resource_type);
+        Prepared {
+            statement,
+            token_generation: crate::settings::TOKEN_GENERATION.load(Ordering::Relaxed),
+            config_generation: crate::trust::CONFIG_GENERATION.load(Ordering::Relaxed),
+            rules,
+            context,
+            matching,
+            matching_id,
+            action: action.to_string(),
+            resource_type: resource_type.to_string(),
+        }
+    }
+
+    fn current(&self) -> bool {
+        // SAFETY: a plain read of the transaction state.
+        let statement = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
+        self.statement == statement
+            && self.token_generation == crate::settings::TOKEN_GENERATION.load(Ordering::Relaxed)
+            && self.config_generation == crate::trust::CONFIG_GENERATION.load(Ordering::Relaxed)
+    }
+}
+
+/// `oidc.allow()` at a call site whose action and resource type are constants: the
+/// `Prepared` part is kept at the site and checked in O(1) per row; `request` (the action
+/// and resource type) is read only when it must be rebuilt.
+pub fn allow_at<'a>(
+    site: &RefCell<Option<Prepared>>,
+    request: impl FnOnce() -> (&'a str, &'a str),
+    resource: &dyn Resource,
+) -> Result<bool, Error> {
+    let fresh = site.borrow().as_ref().is_some_and(Prepared::current);
+    if !fresh {
+        let (action, resource_type) = request();
+        *site.borrow_mut() = Some(Prepared::new(action, resource_type));
+    }
+    let prepared = site.borrow();
+    match prepared.as_ref() {
+        Some(p) => decide(p, resource),
+        None => Err(Error::Internal("call site prepared nothing")),
+    }
+}
+
+fn decide(p: &Prepared, resource: &dyn Resource) -> Result<bool, Error> {
     cache::with_principal(|entry| {
         let verdict = with_inputs(entry, |inputs| {
-            rules.decide(&m, &request(inputs, &context, resource))
+            p.rules
+                .decide(&p.matching, &request(inputs, &p.context, resource))
         });
         if crate::settings::audit() {
             audit::record(audit::Decided {
-                statement: started,
-                token_generation: crate::settings::TOKEN_GENERATION
-                    .load(std::sync::atomic::Ordering::Relaxed),
+                statement: p.statement,
+                token_generation: p.token_generation,
                 entry,
-                matching: matching_id,
-                rules: &rules,
-                action,
-                resource_type,
+                matching: p.matching_id,
+                rules: &p.rules,
+                action: &p.action,
+                resource_type: &p.resource_type,
                 verdict,
             });
         }
