@@ -301,37 +301,21 @@ impl Resource for Attributes<'_> {
         if arg.isnull {
             return None;
         }
-        // SAFETY: a text-like array datum, as the layout says; deconstruct_array palloc's
-        // its outputs, which live until the end of the row's evaluation.
+        // SAFETY: a text-like array datum, as the layout says.
         unsafe {
-            let array =
-                pg_sys::pg_detoast_datum(arg.value.cast_mut_ptr()) as *mut pg_sys::ArrayType;
-            let mut values: *mut pg_sys::Datum = std::ptr::null_mut();
-            let mut nulls: *mut bool = std::ptr::null_mut();
-            let mut n = 0;
-            pg_sys::deconstruct_array(
-                array,
-                element,
-                i32::from(len),
-                byval,
-                align,
-                &mut values,
-                &mut nulls,
-                &mut n,
-            );
-            let count = usize::try_from(n).unwrap_or(0);
-            if count == 0 {
+            let (values, nulls) = elements(arg.value, element, len, byval, align);
+            if values.is_empty() {
                 return Some(Ok(all));
             }
-            if (0..count).any(|k| *nulls.add(k)) {
+            if nulls.contains(&true) {
                 return None; // NULL elements: let the general path compare them as null
             }
             let set = match set {
                 Ok(s) => s,
                 Err(e) => return Some(Err(e.clone())),
             };
-            for k in 0..count {
-                let Ok(elem) = std::str::from_utf8(text_bytes(*values.add(k))) else {
+            for value in values {
+                let Ok(elem) = std::str::from_utf8(text_bytes(*value)) else {
                     return None;
                 };
                 match str_in(elem, set) {
@@ -440,7 +424,32 @@ unsafe fn array_val(
     align: std::ffi::c_char,
     of: Scalar,
 ) -> Val {
-    // SAFETY: `d` is an array of `element`; deconstruct_array palloc's its outputs.
+    // SAFETY: `d` is an array of `element`.
+    unsafe {
+        let (values, nulls) = elements(d, element, len, byval, align);
+        let items = values
+            .iter()
+            .zip(nulls)
+            .map(|(v, null)| if *null { Val::Null } else { scalar_val(*v, of) })
+            .collect();
+        Val::List(Rc::new(items))
+    }
+}
+
+/// An array's elements (flattened) and their null flags, palloc'd in the current memory
+/// context, which outlives the row's evaluation.
+///
+/// # Safety
+/// `d` must be a non-null array datum whose elements have type `element` with the given
+/// storage.
+unsafe fn elements<'a>(
+    d: pg_sys::Datum,
+    element: pg_sys::Oid,
+    len: i16,
+    byval: bool,
+    align: std::ffi::c_char,
+) -> (&'a [pg_sys::Datum], &'a [bool]) {
+    // SAFETY: per the caller; deconstruct_array fills `n` entries of both outputs.
     unsafe {
         let array = pg_sys::pg_detoast_datum(d.cast_mut_ptr()) as *mut pg_sys::ArrayType;
         let mut values: *mut pg_sys::Datum = std::ptr::null_mut();
@@ -457,16 +466,12 @@ unsafe fn array_val(
             &mut n,
         );
         let count = usize::try_from(n).unwrap_or(0);
-        let mut items = Vec::with_capacity(count);
-        for k in 0..count {
-            if *nulls.add(k) {
-                items.push(Val::Null);
-            } else {
-                items.push(scalar_val(*values.add(k), of));
-            }
+        if count == 0 {
+            return (&[], &[]);
         }
-        pg_sys::pfree(values.cast());
-        pg_sys::pfree(nulls.cast());
-        Val::List(Rc::new(items))
+        (
+            std::slice::from_raw_parts(values, count),
+            std::slice::from_raw_parts(nulls, count),
+        )
     }
 }

@@ -133,3 +133,37 @@ def test_rules_decide_and_explain_on_the_standby_and_follow_replay(issuer, repli
             assert explained["permits"] == ["replica-all"], explained
     finally:
         superuser.execute("delete from oidc.rules")
+
+
+def test_the_decision_audit_works_on_the_standby(issuer, replica, superuser, make_token):  # noqa: F811
+    import json
+    import time
+    import uuid
+
+    marker = f"audit-{uuid.uuid4().hex[:8]}"
+    superuser.execute("delete from oidc.rules")
+    superuser.execute(
+        "insert into oidc.rules (name, effect, actions, resource_type, condition) "
+        "values ('standby-owner', 'permit', %s, 'doc', 'resource.owner == claims.sub')",
+        ([marker],),
+    )
+    replica.wait_for_replay()
+    try:
+        with replica.connect() as standby, standby.transaction():
+            standby.execute("set local oidc.audit = on")
+            standby.execute("set local log_min_messages = log")
+            standby.execute("select set_config('oidc.token', %s, true)", (make_token(sub="alice"),))
+            allowed = standby.execute(
+                "select count(*) from docs d where oidc.allow(%s, 'doc', 'owner', d.owner)", (marker,)
+            ).fetchone()[0]
+        assert allowed == 2
+        deadline = time.monotonic() + 5
+        lines: list[dict] = []
+        while not lines and time.monotonic() < deadline:
+            lines = [json.loads(l.split("pg_oidc_authz audit: ", 1)[1])
+                     for l in replica.log.read_text(errors="replace").splitlines()
+                     if "pg_oidc_authz audit: " in l and marker in l]
+            time.sleep(0.05)
+        assert sorted((l["decision"], l["rows"]) for l in lines) == [("allow", 2), ("deny", 2)], lines
+    finally:
+        superuser.execute("delete from oidc.rules")

@@ -484,18 +484,8 @@ impl Eval<'_, '_> {
                 step,
                 result,
             } => {
-                // A list is iterated in place (the Rc keeps it alive); a map's keys are
-                // collected, as CEL iterates maps by key.
                 let range = self.eval(range, frame)?;
-                let keys: Vec<Val>;
-                let items: &[Val] = match &range {
-                    Val::List(l) => l,
-                    Val::Map(m) => {
-                        keys = m.keys().map(|k| Val::Str(k.clone())).collect();
-                        &keys
-                    }
-                    other => return err(format!("cannot iterate over a {}", other.type_name())),
-                };
+                let items = iteration(&range)?;
                 let need = (*iter).max(*accu) + 1;
                 if frame.len() < need {
                     frame.resize(need, Ok(Val::Null));
@@ -504,7 +494,7 @@ impl Eval<'_, '_> {
                 // accumulator, which `cond` (`@not_strictly_false`) lets the loop go past
                 // and a later `true || error` (exists) or `false && error` (all) absorbs.
                 frame[*accu] = self.eval(init, frame);
-                for item in items {
+                for item in items.iter() {
                     self.steps += 1;
                     if self.steps > MAX_STEPS {
                         return out_of_steps();
@@ -569,21 +559,13 @@ impl Eval<'_, '_> {
             }
         }
         let range = self.eval(range, frame)?;
-        let keys: Vec<Val>;
-        let items: &[Val] = match &range {
-            Val::List(l) => l,
-            Val::Map(m) => {
-                keys = m.keys().map(|k| Val::Str(k.clone())).collect();
-                &keys
-            }
-            other => return err(format!("cannot iterate over a {}", other.type_name())),
-        };
+        let items = iteration(&range)?;
         if items.is_empty() {
             return Ok(Val::Bool(all));
         }
         let set = self.eval(set, frame);
         let mut error = None;
-        for item in items {
+        for item in items.iter() {
             self.steps += 1;
             if self.steps > MAX_STEPS {
                 return out_of_steps();
@@ -610,6 +592,18 @@ impl Eval<'_, '_> {
             Some(e) => Err(e),
             None => Ok(Val::Bool(all)),
         }
+    }
+}
+
+/// What a macro iterates: a list in place (the caller's value keeps it alive), a map's keys
+/// collected, as CEL iterates maps by key.
+fn iteration(range: &Val) -> Result<std::borrow::Cow<'_, [Val]>, EvalError> {
+    match range {
+        Val::List(l) => Ok(std::borrow::Cow::Borrowed(&l[..])),
+        Val::Map(m) => Ok(std::borrow::Cow::Owned(
+            m.keys().map(|k| Val::Str(k.clone())).collect(),
+        )),
+        other => err(format!("cannot iterate over a {}", other.type_name())),
     }
 }
 
