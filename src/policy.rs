@@ -3,9 +3,10 @@
 //!
 //! Per-statement state (a backend is single-threaded, so `thread_local!` is safe): the
 //! `context` value (statement time, PostgREST's `request.method`/`request.path`), rebuilt
-//! when the statement start time changes, and the rules matching the last (action,
-//! resource type), rebuilt when either or the rule set changes. Both are O(1) to check per
-//! row; what remains per row is evaluating the matching rules.
+//! when the statement start time changes, and the rules matching each (action, resource
+//! type) the statement asks about, with their memo of resource-independent conditions. A
+//! call site with constant arguments also keeps all of it (a [`Prepared`]) at the site, so
+//! a row costs O(1) checks plus the matching rules' evaluation.
 
 use crate::audit;
 use crate::cache::{self, Entry, Inputs};
@@ -16,7 +17,6 @@ use oidc_authz_core::rules::{context as context_val, Explanation, Matching, Rule
 use pgrx::pg_sys;
 use serde_json::{json, Value};
 use std::cell::RefCell;
-use std::ffi::CStr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
@@ -58,17 +58,6 @@ pub fn timestamptz_ns(ts: pg_sys::TimestampTz) -> i128 {
     i128::from(ts + PG_EPOCH_OFFSET_US) * 1000
 }
 
-fn setting(name: &CStr) -> Option<String> {
-    // SAFETY: static name, missing_ok; the value is copied at once.
-    let value = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
-    if value.is_null() {
-        return None;
-    }
-    // SAFETY: a NUL-terminated string owned by the GUC machinery.
-    let s = unsafe { CStr::from_ptr(value) }.to_str().ok()?;
-    (!s.is_empty()).then(|| s.to_owned())
-}
-
 /// `context` for the current statement: its start time (as `now()` in the statement,
 /// identical on every row and in parallel workers), and the request's method and path as
 /// PostgREST sets them.
@@ -84,8 +73,8 @@ fn statement_context() -> (Rc<Val>, pg_sys::TimestampTz) {
     }
     let ctx = Rc::new(context_val(
         timestamptz_ns(started),
-        setting(c"request.method").as_deref(),
-        setting(c"request.path").as_deref(),
+        crate::settings::other(c"request.method").as_deref(),
+        crate::settings::other(c"request.path").as_deref(),
     ));
     STATEMENT.with_borrow_mut(|s| {
         *s = Some(StatementCache {

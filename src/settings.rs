@@ -144,16 +144,20 @@ pub fn request_headers() -> Option<String> {
     if HEADERS_HOOKED.load(Ordering::Relaxed) {
         return raw_str(REQUEST_HEADERS.as_ptr());
     }
-    // SAFETY: static name; missing_ok; the returned string is copied before anything else runs.
-    let value = unsafe { pg_sys::GetConfigOption(c"request.headers".as_ptr(), true, false) };
+    other(c"request.headers")
+}
+
+/// The value of a setting this extension does not define (PostgREST's `request.method`,
+/// say), looked up by name; `None` when unset or empty.
+pub fn other(name: &CStr) -> Option<String> {
+    // SAFETY: a NUL-terminated name; missing_ok; the value is copied before anything else runs.
+    let value = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
     if value.is_null() {
         return None;
     }
     // SAFETY: non-null, NUL-terminated, owned by the GUC machinery.
-    unsafe { CStr::from_ptr(value) }
-        .to_str()
-        .ok()
-        .map(str::to_owned)
+    let s = unsafe { CStr::from_ptr(value) }.to_str().ok()?;
+    (!s.is_empty()).then(|| s.to_owned())
 }
 
 /// Copies a string GUC's current value; `None` when unset or empty.
