@@ -2,7 +2,7 @@
 //! back; a policy passes a `jsonb_build_object(…)` per row, so the rule engine reads only
 //! the members a condition touches, straight from the binary container.
 
-use oidc_authz_core::rules::eval::Resource;
+use oidc_authz_core::rules::eval::{str_in, EvalError, Resource};
 use oidc_authz_core::rules::value::{Map, Val};
 use pgrx::callconv::{Arg, ArgAbi};
 use pgrx::nullable::Nullable;
@@ -83,14 +83,15 @@ impl RawJsonb {
     }
 }
 
-impl Resource for RawJsonb {
-    fn field(&self, name: &str) -> Option<Val> {
+impl RawJsonb {
+    /// Runs `f` on the member `name` of the top-level object, read in place.
+    fn with_member<R>(&self, name: &str, f: impl FnOnce(&pg_sys::JsonbValue) -> R) -> Option<R> {
         if !self.is_object() {
             return None;
         }
         let len = i32::try_from(name.len()).ok()?;
-        // SAFETY: the container is valid for the call; the key is passed with its length, and
-        // the result is read before anything else touches the container.
+        // SAFETY: the container is valid for the call; the key is passed with its length; the
+        // returned JsonbValue (palloc'd) points into the container and is used before freeing.
         unsafe {
             let found = pg_sys::getKeyJsonValueFromContainer(
                 self.root(),
@@ -101,10 +102,94 @@ impl Resource for RawJsonb {
             if found.is_null() {
                 return None;
             }
-            let v = scalar_or_container(&*found);
+            let out = f(&*found);
             pg_sys::pfree(found.cast());
-            Some(v)
+            Some(out)
         }
+    }
+}
+
+/// The text of a `jbvString`, in place; `None` for other kinds or invalid UTF-8.
+///
+/// # Safety
+/// `v` must be a valid JsonbValue whose string points into a live container.
+unsafe fn string_of(v: &pg_sys::JsonbValue) -> Option<&str> {
+    if v.type_ != pg_sys::jbvType::jbvString {
+        return None;
+    }
+    // SAFETY: per the caller; the union member read is the one `type_` names.
+    unsafe {
+        let s = v.val.string;
+        std::str::from_utf8(std::slice::from_raw_parts(
+            s.val.cast::<u8>(),
+            s.len as usize,
+        ))
+        .ok()
+    }
+}
+
+impl Resource for RawJsonb {
+    fn field(&self, name: &str) -> Option<Val> {
+        // SAFETY: the value is converted while its container is alive.
+        self.with_member(name, |v| unsafe { scalar_or_container(v) })
+    }
+
+    fn field_equals(&self, name: &str, value: &Val) -> Option<bool> {
+        // Only a string member is compared in place (a string equals only a string).
+        self.with_member(name, |v| {
+            // SAFETY: read while the container is alive.
+            let text = unsafe { string_of(v) }?;
+            Some(matches!(value, Val::Str(s) if &**s == text))
+        })
+        .flatten()
+    }
+
+    fn membership(
+        &self,
+        name: &str,
+        set: &Result<Val, EvalError>,
+        all: bool,
+    ) -> Option<Result<bool, EvalError>> {
+        self.with_member(name, |v| {
+            if v.type_ != pg_sys::jbvType::jbvBinary {
+                return None;
+            }
+            // SAFETY: a nested container of the live jsonb; the iterator walks it without
+            // descending (skipNested), and each element's string is read at once.
+            unsafe {
+                let container = v.val.binary.data;
+                if (*container).header & pg_sys::JB_FARRAY == 0
+                    || (*container).header & pg_sys::JB_FSCALAR != 0
+                {
+                    return None;
+                }
+                let mut it = pg_sys::JsonbIteratorInit(container);
+                let mut elem: pg_sys::JsonbValue = std::mem::zeroed();
+                loop {
+                    match pg_sys::JsonbIteratorNext(&mut it, &mut elem, true) {
+                        pg_sys::JsonbIteratorToken::WJB_DONE => break,
+                        pg_sys::JsonbIteratorToken::WJB_ELEM => {
+                            // A non-string element: leave it all to the general path, which
+                            // gives the same result for the elements already seen.
+                            let text = string_of(&elem)?;
+                            let set = match set {
+                                Ok(s) => s,
+                                Err(e) => return Some(Err(e.clone())),
+                            };
+                            match str_in(text, set) {
+                                Ok(held) if held != all => return Some(Ok(held)),
+                                Ok(_) => {}
+                                // Depends on `set` alone: every element fails alike.
+                                Err(e) => return Some(Err(e)),
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                Some(Ok(all))
+            }
+        })
+        .flatten()
     }
 
     fn whole(&self) -> Val {

@@ -223,7 +223,12 @@ def test_pairs_and_jsonb_resources_decide_alike(superuser, issuer, make_token):
         "eq": "resource.owner == claims.sub",
         "ne": "'alice' != resource.owner",
         "eq-int": "resource.owner == 1",
+        # The same checks in shapes no shortcut takes: the general path, for comparison.
+        "any-general": "resource.labels.exists(l, l in claims.groups || false)",
+        "every-general": "resource.labels.all(l, l in claims.groups && true)",
+        "eq-general": "dyn(resource.owner) == claims.sub",
     }
+    general = {"any": "any-general", "every": "every-general", "eq": "eq-general"}
     with superuser.cursor() as cur:
         cur.executemany(
             "insert into oidc.rules (name, effect, actions, resource_type, condition) values (%s, 'permit', %s, 'doc', %s)",
@@ -245,5 +250,12 @@ def test_pairs_and_jsonb_resources_decide_alike(superuser, issuer, make_token):
                         (action, action),
                     ).fetchone()
                     assert pairs == as_jsonb, (action, arr, owner, pairs, as_jsonb)
+                    if action in general:
+                        reference = superuser.execute(
+                            f"select oidc.allow(%s, 'doc', jsonb_build_object('labels', {arr},"
+                            f" 'levels', array[1, 3], 'owner', {owner}))",
+                            (general[action],),
+                        ).fetchone()[0]
+                        assert pairs == reference, (action, arr, owner, pairs, reference)
     finally:
         superuser.execute("delete from oidc.rules")
