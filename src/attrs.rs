@@ -217,13 +217,12 @@ unsafe fn layout(flinfo: *mut pg_sys::FmgrInfo, args: &[pg_sys::NullableDatum]) 
                     .into_owned(),
                 _ => attrs_error("attribute names must be text"),
             };
-            constant &= pg_sys::get_fn_expr_arg_stable(flinfo, i as i32);
+            constant &= arg_is_const(flinfo, i);
             let value_type = pg_sys::get_fn_expr_argtype(flinfo, (i + 1) as i32);
             attrs.push((Rc::from(name.as_str()), i + 1, Kind::of(value_type)));
             i += 2;
         }
-        let fixed_request =
-            pg_sys::get_fn_expr_arg_stable(flinfo, 0) && pg_sys::get_fn_expr_arg_stable(flinfo, 1);
+        let fixed_request = arg_is_const(flinfo, 0) && arg_is_const(flinfo, 1);
         let layout = Rc::new(Layout {
             attrs,
             site: (constant && fixed_request).then(|| RefCell::new(None)),
@@ -239,6 +238,26 @@ unsafe fn layout(flinfo: *mut pg_sys::FmgrInfo, args: &[pg_sys::NullableDatum]) 
             (*flinfo).fn_extra = (*cb).arg;
         }
         layout
+    }
+}
+
+/// Whether argument `i` of the call is a literal constant. Only those may be cached at the
+/// call site: a PL/pgSQL variable is a "stable" parameter whose value changes between calls
+/// of the same expression (loops, trigger invocations), so `get_fn_expr_arg_stable` is not
+/// enough.
+unsafe fn arg_is_const(flinfo: *mut pg_sys::FmgrInfo, i: usize) -> bool {
+    // SAFETY: fn_expr, when set, is the FuncExpr node of this call; its args list is read only.
+    unsafe {
+        let expr = (*flinfo).fn_expr;
+        if expr.is_null() || !pgrx::is_a(expr, pg_sys::NodeTag::T_FuncExpr) {
+            return false;
+        }
+        let args = (*(expr as *mut pg_sys::FuncExpr)).args;
+        if args.is_null() || i >= usize::try_from((*args).length).unwrap_or(0) {
+            return false;
+        }
+        let arg = pg_sys::list_nth(args, i as i32) as *mut pg_sys::Node;
+        !arg.is_null() && pgrx::is_a(arg, pg_sys::NodeTag::T_Const)
     }
 }
 

@@ -12,7 +12,7 @@ use oidc_authz_core::{ConfigError, TrustConfig};
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgLogLevel, PgSqlErrorCode};
 use serde_json::Value;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 pub static CONFIG_GENERATION: AtomicU64 = AtomicU64::new(1);
 
@@ -27,13 +27,38 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid:
     }
 }
 
+/// Set when the configuration was read under a transaction snapshot (REPEATABLE READ or
+/// SERIALIZABLE), which can predate a change whose invalidation was already processed: what
+/// was loaded is then dropped when the transaction ends, so the next one reads afresh.
+static LOADED_UNDER_OLD_SNAPSHOT: AtomicBool = AtomicBool::new(false);
+
+#[pg_guard]
+unsafe extern "C-unwind" fn at_transaction_end(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    use pg_sys::XactEvent::*;
+    if matches!(
+        event,
+        XACT_EVENT_COMMIT
+            | XACT_EVENT_ABORT
+            | XACT_EVENT_PARALLEL_COMMIT
+            | XACT_EVENT_PARALLEL_ABORT
+            | XACT_EVENT_PREPARE
+    ) && LOADED_UNDER_OLD_SNAPSHOT.swap(false, Ordering::Relaxed)
+    {
+        CONFIG_GENERATION.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 pub fn init() {
-    // SAFETY: registering a callback from _PG_init; it only touches atomics.
+    // SAFETY: registering callbacks from _PG_init; they only touch atomics.
     unsafe {
         pg_sys::CacheRegisterRelcacheCallback(
             Some(on_relcache_invalidation),
             pg_sys::Datum::from(0),
-        )
+        );
+        pg_sys::RegisterXactCallback(Some(at_transaction_end), std::ptr::null_mut());
     };
 }
 
@@ -112,8 +137,10 @@ fn read(table: Table) -> Vec<Value> {
     let found: Option<(pg_sys::Oid, pg_sys::Oid)> = Spi::connect(|client| {
         let row = client
             .select(
+                // Run as the caller, under the caller's search_path: every name and
+                // operator qualified, or a user's `=(oid, regclass)` would run here.
                 "select c.oid, c.relowner from pg_catalog.pg_class c \
-                 where c.oid = pg_catalog.to_regclass($1)",
+                 where c.oid operator(pg_catalog.=) pg_catalog.to_regclass($1)",
                 None,
                 &[table.name().into()],
             )?
@@ -128,6 +155,10 @@ fn read(table: Table) -> Vec<Value> {
         return Vec::new();
     };
     WATCHED[table as usize].store(oid.to_u32(), Ordering::Relaxed);
+    // SAFETY: reading the backend's isolation level.
+    if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+        LOADED_UNDER_OLD_SNAPSHOT.store(true, Ordering::Relaxed);
+    }
     let _owner = AsOwner::switch(owner);
     Spi::connect(|client| {
         let mut rows = Vec::new();

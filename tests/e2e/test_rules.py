@@ -259,3 +259,30 @@ def test_pairs_and_jsonb_resources_decide_alike(superuser, issuer, make_token):
                         assert pairs == reference, (action, arr, owner, pairs, reference)
     finally:
         superuser.execute("delete from oidc.rules")
+
+
+def test_plpgsql_variables_are_read_on_every_call(superuser, issuer):
+    """A PL/pgSQL variable is a parameter that changes between calls of one cached expression
+    (loops, trigger invocations): only literal actions, types and names may be kept at the
+    call site."""
+    superuser.execute("delete from oidc.rules")
+    superuser.execute(
+        "insert into oidc.rules (name, effect, actions, resource_type, condition) values "
+        "('reads', 'permit', '{read}', 'doc', 'has(resource.owner)')"
+    )
+    superuser.execute(
+        "create or replace function pg_temp.decide_each(actions text[], names text[]) returns text[] "
+        "language plpgsql as $$ declare a text; n text; r text[] := '{}'; begin "
+        "foreach a in array actions loop foreach n in array names loop "
+        "r := r || (a || '/' || n || '=' || oidc.allow(a, 'doc', n, 'bob'::text)); "
+        "end loop; end loop; return r; end $$"
+    )
+    try:
+        for actions in (["read", "delete"], ["delete", "read"]):
+            got = superuser.execute(
+                "select pg_temp.decide_each(%s, array['owner', 'x'])", (actions,)
+            ).fetchone()[0]
+            want = {"read/owner=true", "read/x=false", "delete/owner=false", "delete/x=false"}
+            assert set(got) == want, (actions, got)
+    finally:
+        superuser.execute("delete from oidc.rules")

@@ -35,6 +35,10 @@ create function evil.date_part(text, interval) returns float8 language plpgsql
 create function evil.concat_jsonb(jsonb, jsonb) returns jsonb language plpgsql
     as $$ begin raise exception 'hijacked: ||'; end $$;
 create operator evil.|| (leftarg = jsonb, rightarg = jsonb, function = evil.concat_jsonb);
+-- an exact-type operator beats pg_catalog's even behind it on the search_path
+create function evil.oid_eq(oid, regclass) returns boolean language plpgsql
+    as $$ begin raise exception 'hijacked: ='; end $$;
+create operator evil.= (leftarg = oid, rightarg = regclass, function = evil.oid_eq);
 set search_path = evil, pg_catalog;
 
 begin;
