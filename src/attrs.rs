@@ -304,7 +304,7 @@ impl Resource for Attributes<'_> {
         name: &str,
         set: &Result<Val, EvalError>,
         all: bool,
-    ) -> Option<Result<bool, EvalError>> {
+    ) -> Option<(Result<bool, EvalError>, usize)> {
         let (_, i, kind) = self.layout.attrs.iter().find(|(n, _, _)| &**n == name)?;
         let Kind::Array {
             element,
@@ -324,27 +324,29 @@ impl Resource for Attributes<'_> {
         unsafe {
             let (values, nulls) = elements(arg.value, element, len, byval, align);
             if values.is_empty() {
-                return Some(Ok(all));
+                return Some((Ok(all), 0));
             }
             if nulls.contains(&true) {
                 return None; // NULL elements: let the general path compare them as null
             }
+            // Steps as the general path counts them: one per element until one decides, all
+            // of them when none does (or when every one fails).
             let set = match set {
                 Ok(s) => s,
-                Err(e) => return Some(Err(e.clone())),
+                Err(e) => return Some((Err(e.clone()), values.len())),
             };
-            for value in values {
+            for (k, value) in values.iter().enumerate() {
                 let Ok(elem) = std::str::from_utf8(text_bytes(*value)) else {
                     return None;
                 };
                 match str_in(elem, set) {
-                    Ok(held) if held != all => return Some(Ok(held)),
+                    Ok(held) if held != all => return Some((Ok(held), k + 1)),
                     Ok(_) => {}
                     // Depends on `set` alone: every element fails alike.
-                    Err(e) => return Some(Err(e)),
+                    Err(e) => return Some((Err(e), values.len())),
                 }
             }
-            Some(Ok(all))
+            Some((Ok(all), values.len()))
         }
     }
 

@@ -268,6 +268,17 @@ fn resolve(config_generation: u64) -> Current {
             None => return Current::Anonymous,
         },
     };
+    // The size limit applies to cached verifications too (it may have been lowered since).
+    let max = settings::max_token_bytes();
+    if token.len() > max {
+        return Current::Invalid {
+            error: TokenError::TooLarge {
+                len: token.len(),
+                max,
+            },
+            source,
+        };
+    }
     let key = fingerprint(&token);
     if let Some(entry) = STATE.with_borrow_mut(|s| s.lru.get(&key)) {
         return Current::Valid { entry, source };

@@ -149,7 +149,7 @@ impl Resource for RawJsonb {
         name: &str,
         set: &Result<Val, EvalError>,
         all: bool,
-    ) -> Option<Result<bool, EvalError>> {
+    ) -> Option<(Result<bool, EvalError>, usize)> {
         self.with_member(name, |v| {
             if v.type_ != pg_sys::jbvType::jbvBinary {
                 return None;
@@ -163,6 +163,9 @@ impl Resource for RawJsonb {
                 {
                     return None;
                 }
+                // JsonContainerSize: the element count is in the header's low bits.
+                let count = ((*container).header & 0x0FFF_FFFF) as usize;
+                let mut examined = 0;
                 let mut it = pg_sys::JsonbIteratorInit(container);
                 let mut elem: pg_sys::JsonbValue = std::mem::zeroed();
                 loop {
@@ -172,21 +175,23 @@ impl Resource for RawJsonb {
                             // A non-string element: leave it all to the general path, which
                             // gives the same result for the elements already seen.
                             let text = string_of(&elem)?;
+                            examined += 1;
+                            // Steps as the general path counts them (see attrs.rs).
                             let set = match set {
                                 Ok(s) => s,
-                                Err(e) => return Some(Err(e.clone())),
+                                Err(e) => return Some((Err(e.clone()), count)),
                             };
                             match str_in(text, set) {
-                                Ok(held) if held != all => return Some(Ok(held)),
+                                Ok(held) if held != all => return Some((Ok(held), examined)),
                                 Ok(_) => {}
                                 // Depends on `set` alone: every element fails alike.
-                                Err(e) => return Some(Err(e)),
+                                Err(e) => return Some((Err(e), count)),
                             }
                         }
                         _ => {}
                     }
                 }
-                Some(Ok(all))
+                Some((Ok(all), examined))
             }
         })
         .flatten()

@@ -88,7 +88,10 @@ $$;
 
 CREATE TRIGGER issuers_validate BEFORE INSERT OR UPDATE ON oidc.issuers
     FOR EACH ROW EXECUTE FUNCTION oidc._validate_row();
-CREATE TRIGGER issuers_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON oidc.issuers
+-- Row-level (with TRUNCATE apart): logical replication fires row triggers only.
+CREATE TRIGGER issuers_changed AFTER INSERT OR UPDATE OR DELETE ON oidc.issuers
+    FOR EACH ROW EXECUTE FUNCTION oidc._config_changed();
+CREATE TRIGGER issuers_truncated AFTER TRUNCATE ON oidc.issuers
     FOR EACH STATEMENT EXECUTE FUNCTION oidc._config_changed();
 
 SELECT pg_catalog.pg_extension_config_dump('oidc.issuers', '');
@@ -111,10 +114,21 @@ COMMENT ON COLUMN oidc.rules.condition IS 'CEL over claims, scopes, roles, resou
 
 CREATE TRIGGER rules_validate BEFORE INSERT OR UPDATE ON oidc.rules
     FOR EACH ROW EXECUTE FUNCTION oidc._validate_row();
-CREATE TRIGGER rules_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON oidc.rules
+CREATE TRIGGER rules_changed AFTER INSERT OR UPDATE OR DELETE ON oidc.rules
+    FOR EACH ROW EXECUTE FUNCTION oidc._config_changed();
+CREATE TRIGGER rules_truncated AFTER TRUNCATE ON oidc.rules
     FOR EACH STATEMENT EXECUTE FUNCTION oidc._config_changed();
 
 SELECT pg_catalog.pg_extension_config_dump('oidc.rules', '');
+
+-- Also when rows arrive by logical replication (session_replication_role = replica): a
+-- subscriber validates them and its sessions reload.
+ALTER TABLE oidc.issuers ENABLE ALWAYS TRIGGER issuers_validate;
+ALTER TABLE oidc.issuers ENABLE ALWAYS TRIGGER issuers_changed;
+ALTER TABLE oidc.issuers ENABLE ALWAYS TRIGGER issuers_truncated;
+ALTER TABLE oidc.rules ENABLE ALWAYS TRIGGER rules_validate;
+ALTER TABLE oidc.rules ENABLE ALWAYS TRIGGER rules_changed;
+ALTER TABLE oidc.rules ENABLE ALWAYS TRIGGER rules_truncated;
 
 DO $$
 BEGIN

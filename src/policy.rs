@@ -53,9 +53,11 @@ thread_local! {
     static ANONYMOUS: Inputs = Inputs::new(&json!({}), &[], &[]);
 }
 
-/// Nanoseconds since the Unix epoch of a Postgres timestamptz.
+/// Nanoseconds since the Unix epoch of a Postgres timestamptz; `±infinity` and instants past
+/// CEL's years 1–9999 become its first or last instant.
 pub fn timestamptz_ns(ts: pg_sys::TimestampTz) -> i128 {
-    i128::from(ts + PG_EPOCH_OFFSET_US) * 1000
+    let ns = (i128::from(ts) + i128::from(PG_EPOCH_OFFSET_US)) * 1000;
+    oidc_authz_core::rules::time::clamp_to_range(ns)
 }
 
 /// `context` for the current statement: its start time (as `now()` in the statement,
@@ -91,6 +93,11 @@ fn statement_context() -> (Rc<Val>, pg_sys::TimestampTz) {
 /// statement (a function calling `set_config`) starts a new one.
 fn matching(rules: &Rc<RuleSet>, action: &str, resource_type: &str) -> (Rc<Matching>, u64) {
     let token = crate::settings::TOKEN_GENERATION.load(std::sync::atomic::Ordering::Relaxed);
+    if !crate::settings::token_sources_watched() {
+        // The token generation cannot tell principals apart: no memo may outlive the call.
+        let id = NEXT_MATCHING_ID.fetch_add(1, Ordering::Relaxed);
+        return (Rc::new(rules.matching(action, resource_type)), id);
+    }
     let hit = STATEMENT.with_borrow(|s| {
         s.as_ref()
             .and_then(|s| {
@@ -176,7 +183,8 @@ impl Prepared {
     fn current(&self) -> bool {
         // SAFETY: a plain read of the transaction state.
         let statement = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
-        self.statement == statement
+        crate::settings::token_sources_watched()
+            && self.statement == statement
             && self.token_generation == crate::settings::TOKEN_GENERATION.load(Ordering::Relaxed)
             && self.config_generation == crate::trust::CONFIG_GENERATION.load(Ordering::Relaxed)
     }

@@ -49,6 +49,11 @@ unsafe extern "C-unwind" fn bump_on_bool(_new: bool, _extra: *mut c_void) {
     TOKEN_GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn bump_on_int(_new: i32, _extra: *mut c_void) {
+    TOKEN_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
 pub fn init() {
     // SAFETY: called once from _PG_init; the hooks only bump an atomic counter and cannot fail.
     unsafe {
@@ -97,16 +102,23 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
-    GucRegistry::define_int_guc(
-        c"oidc.max_token_bytes",
-        c"Tokens longer than this many bytes are refused before decoding.",
-        c"",
-        &MAX_TOKEN_BYTES,
-        1024,
-        1024 * 1024,
-        GucContext::Suset,
-        GucFlags::UNIT_BYTE,
-    );
+    // SAFETY: the hook only bumps an atomic counter: a lowered limit applies to the current
+    // token (and to cached ones, whose size is checked before the cache is asked) at once.
+    unsafe {
+        GucRegistry::define_int_guc_with_hooks(
+            c"oidc.max_token_bytes",
+            c"Tokens longer than this many bytes are refused before decoding.",
+            c"",
+            &MAX_TOKEN_BYTES,
+            1024,
+            1024 * 1024,
+            GucContext::Suset,
+            GucFlags::UNIT_BYTE,
+            None,
+            Some(bump_on_int),
+            None,
+        );
+    }
     GucRegistry::define_int_guc(
         c"oidc.cache_size",
         c"How many verified tokens each backend keeps.",

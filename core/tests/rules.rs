@@ -359,3 +359,67 @@ fn split_conditions_decide_as_the_whole_condition() {
         fixed.len() * varying.len() * 2 * 2 * 2 * rows.len()
     );
 }
+
+/// The step budget is one per condition: a condition split into a memoised part and a
+/// per-row part shares it, and running out is never absorbed by `||`/`&&` — `decide` must
+/// agree with `explain` (the whole condition) for permits and forbids.
+#[test]
+fn split_conditions_share_one_step_budget() {
+    let list = |n: usize| {
+        format!(
+            "[{}]",
+            (0..n).map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+        )
+    };
+    let l100 = list(100);
+    let l245 = list(245); // 245 * 245 = 60 025 steps: two of them exceed 100 000
+    let huge = format!("{l100}.exists(a, {l100}.exists(b, {l100}.exists(c, false)))");
+    let sixty = format!("{l245}.exists(a, {l245}.exists(b, false))");
+    let cases = [
+        (format!("{huge} || resource.public == true"), "permit"),
+        (format!("{huge} && resource.x == true"), "forbid"),
+        (
+            format!("{sixty} || resource.items.exists(a, {l245}.exists(b, false))"),
+            "permit",
+        ),
+        (
+            format!("{sixty} || resource.items.exists(a, {l245}.exists(b, false))"),
+            "forbid",
+        ),
+        (format!("resource.public == true || {sixty}"), "permit"),
+    ];
+    let items: Vec<i64> = (0..245).collect();
+    let w = world(json!({}));
+    for (condition, effect) in cases {
+        let mut rules = vec![
+            json!({"name": "r", "effect": effect, "actions": ["a"], "resource_type": "t", "condition": condition}),
+        ];
+        if effect == "forbid" {
+            rules.push(
+                json!({"name": "base", "effect": "permit", "actions": ["a"], "resource_type": "t"}),
+            );
+        }
+        let set = set(json!(rules));
+        let m = set.matching("a", "t");
+        for row in [
+            json!({"public": true, "x": false, "items": items}),
+            json!({"public": false, "x": true, "items": []}),
+        ] {
+            let resource = Val::from_json(&row);
+            let req = Request {
+                claims: &w.claims,
+                scopes: &w.scopes,
+                roles: &w.roles,
+                context: &w.context,
+                resource: &resource,
+            };
+            let fast = set.decide(&m, &req).allowed;
+            let whole = set.explain("a", "t", &req);
+            assert_eq!(
+                fast, whole.allowed,
+                "{effect} `{condition}`: {:?}",
+                whole.errors
+            );
+        }
+    }
+}

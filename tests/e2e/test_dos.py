@@ -5,6 +5,7 @@ statement_timeout guards against a hang without asserting on elapsed time."""
 import re
 import time
 
+import psycopg
 import pytest
 
 from helpers import APP_ROLE, assert_rejected, error_text, mint, sub_with
@@ -47,3 +48,15 @@ def test_deeply_nested_json_is_rejected(big_limit_app, where):
     assert len(tok) < 100_000
     assert_rejected(big_limit_app, tok)
     assert big_limit_app.execute("select 1").fetchone()[0] == 1
+
+
+def test_a_lowered_size_limit_applies_to_an_already_verified_token(superuser, issuer, make_token):
+    tok = make_token(padding="p" * 1500)
+    assert len(tok) > 1024
+    with superuser.transaction():
+        superuser.execute("select set_config('oidc.token', %s, true)", (tok,))
+        assert superuser.execute("select oidc.sub()").fetchone()[0] == "alice"
+        superuser.execute("set local oidc.max_token_bytes = 1024")
+        with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification) as refused:
+            superuser.execute("select oidc.sub()")
+        assert "over the limit of 1024" in str(refused.value)

@@ -286,3 +286,22 @@ def test_plpgsql_variables_are_read_on_every_call(superuser, issuer):
             assert set(got) == want, (actions, got)
     finally:
         superuser.execute("delete from oidc.rules")
+
+
+def test_infinite_timestamps_compare_as_the_ends_of_time(superuser, issuer):
+    superuser.execute("delete from oidc.rules")
+    superuser.execute(
+        "insert into oidc.rules (name, effect, actions, resource_type, condition) values "
+        "('embargo', 'permit', '{read}', 'doc', 'resource.until < context.time')"
+    )
+    try:
+        got = superuser.execute(
+            "select oidc.allow('read', 'doc', 'until', 'infinity'::timestamptz),"
+            " oidc.allow('read', 'doc', 'until', '-infinity'::timestamptz),"
+            " oidc.allow('read', 'doc', 'until', '2999-01-01'::timestamptz),"
+            " oidc.allow('read', 'doc', 'until', '2000-01-01'::timestamptz),"
+            " oidc.replay('{}', 'read', 'doc', '{\"until\": \"x\"}', 'infinity') ->> 'at'"
+        ).fetchone()
+        assert got == (False, True, False, True, "9999-12-31T23:59:59.999999999Z"), got
+    finally:
+        superuser.execute("delete from oidc.rules")

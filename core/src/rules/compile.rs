@@ -73,7 +73,7 @@ impl Program {
     /// The condition's value; a rule's condition must give a bool (see `Rule::evaluate`),
     /// other values are for tests comparing against CEL's reference interpreter.
     pub fn evaluate(&self, req: &eval::Request) -> Result<Val, eval::EvalError> {
-        self.evaluate_node(&self.root, req)
+        self.evaluate_node(&self.root, req, 0).0
     }
 
     /// The two sides of a split condition (see [`Program::split`]).
@@ -84,12 +84,14 @@ impl Program {
         }
     }
 
-    /// Evaluates `node`, a part of this program.
+    /// Evaluates `node`, a part of this program, with `steps` already spent by another part;
+    /// returns the steps spent in all.
     pub(crate) fn evaluate_node(
         &self,
         node: &Node,
         req: &eval::Request,
-    ) -> Result<Val, eval::EvalError> {
+        steps: usize,
+    ) -> (Result<Val, eval::EvalError>, usize) {
         // One frame per thread, reused: per-row decisions then allocate no frame. Evaluation
         // never re-enters itself; if it did, `take` would hand it a fresh empty frame.
         thread_local! {
@@ -98,7 +100,7 @@ impl Program {
         let mut frame = FRAME.with_borrow_mut(std::mem::take);
         frame.clear();
         frame.reserve(self.slots);
-        let out = eval::eval(node, req, &mut frame);
+        let out = eval::eval_counted(node, req, &mut frame, steps);
         frame.clear();
         FRAME.with_borrow_mut(|f| *f = frame);
         out

@@ -39,12 +39,13 @@ pub trait Resource {
     /// `resource.<name>.exists(x, x in set)` (`all: false`) or `.all(…)` (`all: true`) when
     /// the attribute is a list of strings that can be checked in place, without building it
     /// (see [`str_in`]); `None` to have the caller convert the attribute and iterate.
+    /// The second value is how many elements were examined, which count as macro steps.
     fn membership(
         &self,
         _name: &str,
         _set: &Result<Val, EvalError>,
         _all: bool,
-    ) -> Option<Result<bool, EvalError>> {
+    ) -> Option<(Result<bool, EvalError>, usize)> {
         None
     }
 }
@@ -298,21 +299,39 @@ pub const MAX_STEPS: usize = 100_000;
 pub type Frame = Vec<Result<Val, EvalError>>;
 
 pub fn eval(node: &Node, req: &Request, frame: &mut Frame) -> Result<Val, EvalError> {
+    eval_counted(node, req, frame, 0).0
+}
+
+/// [`eval`] with `steps` already spent (by another part of the same condition), returning
+/// the steps spent in all: a condition split in parts shares one budget.
+pub(crate) fn eval_counted(
+    node: &Node,
+    req: &Request,
+    frame: &mut Frame,
+    steps: usize,
+) -> (Result<Val, EvalError>, usize) {
     let mut e = Eval {
         req,
         depth: 0,
-        steps: 0,
+        steps,
     };
     let out = e.eval(node, frame);
     // Running out of steps stops the condition: `||` or a macro must not absorb it.
     if e.steps > MAX_STEPS {
-        return out_of_steps();
+        return (out_of_steps(), e.steps);
     }
-    out
+    (out, e.steps)
 }
 
 fn out_of_steps<T>() -> Result<T, EvalError> {
     err(format!("more than {MAX_STEPS} macro iterations"))
+}
+
+impl EvalError {
+    /// Whether this is the step budget running out, which nothing may absorb.
+    pub fn is_step_limit(&self) -> bool {
+        out_of_steps::<()>().is_err_and(|e| e == *self)
+    }
 }
 
 struct Eval<'r, 'a> {
@@ -554,7 +573,11 @@ impl Eval<'_, '_> {
     ) -> Result<Val, EvalError> {
         if let Node::ResourceField(name) = range {
             let set = self.eval(set, frame);
-            if let Some(held) = self.req.resource.membership(name, &set, all) {
+            if let Some((held, examined)) = self.req.resource.membership(name, &set, all) {
+                self.steps += examined;
+                if self.steps > MAX_STEPS {
+                    return out_of_steps();
+                }
                 return held.map(Val::Bool);
             }
         }

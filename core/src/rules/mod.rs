@@ -154,6 +154,9 @@ pub struct Matching {
     permits: Vec<usize>,
     /// Per rule index: 0 = not yet evaluated, 1 = holds, 2 = does not hold.
     memo: Vec<Cell<u8>>,
+    /// Per rule index: the macro steps the memoised part spent (the rest of the condition
+    /// shares the budget).
+    memo_steps: Vec<Cell<usize>>,
 }
 
 /// A decision and the rule that decided it: the first permit that held, the first forbid
@@ -196,6 +199,7 @@ impl RuleSet {
     pub fn matching(&self, action: &str, resource_type: &str) -> Matching {
         let mut m = Matching {
             memo: (0..self.rules.len()).map(|_| Cell::new(0)).collect(),
+            memo_steps: (0..self.rules.len()).map(|_| Cell::new(0)).collect(),
             ..Matching::default()
         };
         for (i, r) in self.rules.iter().enumerate() {
@@ -246,19 +250,26 @@ impl RuleSet {
             let Some((junction, fixed, varying)) = program.parts() else {
                 return rule.holds(req);
             };
-            // 1 = true, 2 = false, 3 = error (or not a bool)
+            // 1 = true, 2 = false, 3 = error (or not a bool), 4 = out of steps (nothing
+            // absorbs that: the condition fails, as unsplit)
             let fixed = match memo.get() {
                 0 => {
-                    let v = match program.evaluate_node(fixed, req) {
+                    let (value, steps) = program.evaluate_node(fixed, req, 0);
+                    let v = match value {
                         Ok(Val::Bool(true)) => 1,
                         Ok(Val::Bool(false)) => 2,
+                        Err(e) if e.is_step_limit() => 4,
                         _ => 3,
                     };
                     memo.set(v);
+                    m.memo_steps[i].set(steps);
                     v
                 }
                 v => v,
             };
+            if fixed == 4 {
+                return rule.effect == Effect::Forbid;
+            }
             let decided = match junction {
                 Junction::And => 2,
                 Junction::Or => 1,
@@ -266,7 +277,8 @@ impl RuleSet {
             if fixed == decided {
                 return fixed == 1;
             }
-            let varying = match program.evaluate_node(varying, req) {
+            let varying = match program.evaluate_node(varying, req, m.memo_steps[i].get()).0 {
+                Err(e) if e.is_step_limit() => return rule.effect == Effect::Forbid,
                 Ok(Val::Bool(b)) => Ok(b),
                 Ok(other) => Err(EvalError(format!(
                     "expected bool, got {}",

@@ -8,6 +8,12 @@ pub const NANOS: i128 = 1_000_000_000;
 const MIN_SECONDS: i128 = -62_135_596_800;
 const MAX_SECONDS: i128 = 253_402_300_799;
 
+/// `ns` moved into CEL's range: an instant before or after it (a database's `-infinity` or
+/// `infinity`) becomes its first or last instant, so comparisons with real times stay right.
+pub fn clamp_to_range(ns: i128) -> i128 {
+    ns.clamp(MIN_SECONDS * NANOS, (MAX_SECONDS + 1) * NANOS - 1)
+}
+
 pub fn in_range(ns: i128) -> bool {
     (MIN_SECONDS * NANOS..(MAX_SECONDS + 1) * NANOS).contains(&ns)
 }
