@@ -73,7 +73,7 @@ impl Program {
     /// The condition's value; a rule's condition must give a bool (see `Rule::evaluate`),
     /// other values are for tests comparing against CEL's reference interpreter.
     pub fn evaluate(&self, req: &eval::Request) -> Result<Val, eval::EvalError> {
-        self.evaluate_node(&self.root, req, 0).0
+        self.with_frame(|frame| eval::eval(&self.root, req, frame))
     }
 
     /// The two sides of a split condition (see [`Program::split`]).
@@ -92,6 +92,10 @@ impl Program {
         req: &eval::Request,
         steps: usize,
     ) -> (Result<Val, eval::EvalError>, usize) {
+        self.with_frame(|frame| eval::eval_counted(node, req, frame, steps))
+    }
+
+    fn with_frame<R>(&self, f: impl FnOnce(&mut eval::Frame) -> R) -> R {
         // One frame per thread, reused: per-row decisions then allocate no frame. Evaluation
         // never re-enters itself; if it did, `take` would hand it a fresh empty frame.
         thread_local! {
@@ -100,7 +104,7 @@ impl Program {
         let mut frame = FRAME.with_borrow_mut(std::mem::take);
         frame.clear();
         frame.reserve(self.slots);
-        let out = eval::eval_counted(node, req, &mut frame, steps);
+        let out = f(&mut frame);
         frame.clear();
         FRAME.with_borrow_mut(|f| *f = frame);
         out

@@ -299,7 +299,17 @@ pub const MAX_STEPS: usize = 100_000;
 pub type Frame = Vec<Result<Val, EvalError>>;
 
 pub fn eval(node: &Node, req: &Request, frame: &mut Frame) -> Result<Val, EvalError> {
-    eval_counted(node, req, frame, 0).0
+    let mut e = Eval {
+        req,
+        depth: 0,
+        steps: 0,
+    };
+    let out = e.eval(node, frame);
+    // Running out of steps stops the condition: `||` or a macro must not absorb it.
+    if e.steps > MAX_STEPS {
+        return out_of_steps();
+    }
+    out
 }
 
 /// [`eval`] with `steps` already spent (by another part of the same condition), returning
