@@ -59,6 +59,8 @@ log_line_prefix = '%m [%p] %q%u@%d '
 fsync = off
 synchronous_commit = off
 full_page_writes = off
+# Logical replication between two databases of this cluster (tests/e2e/test_logical.py).
+wal_level = logical
 CONF
     chown postgres:postgres "$PGOIDC_DATA/pg_oidc_authz.conf"
 }

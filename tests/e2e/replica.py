@@ -1,6 +1,7 @@
 """A hot-standby streaming replica of the test cluster, made with pg_basebackup -R.
 
-The primary needs nothing beyond initdb's defaults: wal_level = replica, max_wal_senders = 10,
+The primary needs nothing beyond initdb's defaults (scripts/cluster.sh raises wal_level to
+logical, for test_logical.py, which streaming needs no more than replica): max_wal_senders = 10,
 and `local replication all trust` in pg_hba.conf (the backup and the replica's walreceiver
 connect over the primary's socket directory, reachable only by postgres).
 
