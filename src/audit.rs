@@ -135,27 +135,9 @@ fn write(pending: Pending) {
     }
 }
 
-#[pgrx::pg_guard]
-unsafe extern "C-unwind" fn at_transaction_end(
-    event: pg_sys::XactEvent::Type,
-    _arg: *mut std::ffi::c_void,
-) {
-    use pg_sys::XactEvent::*;
-    if matches!(
-        event,
-        XACT_EVENT_COMMIT
-            | XACT_EVENT_ABORT
-            | XACT_EVENT_PARALLEL_COMMIT
-            | XACT_EVENT_PARALLEL_ABORT
-            | XACT_EVENT_PREPARE
-    ) {
-        if let Some(pending) = PENDING.with_borrow_mut(Option::take) {
-            write(pending);
-        }
+/// Writes what the transaction's last statement decided (see `lib.rs`'s transaction hook).
+pub fn at_transaction_end() {
+    if let Some(pending) = PENDING.with_borrow_mut(Option::take) {
+        write(pending);
     }
-}
-
-pub fn init() {
-    // SAFETY: registering a callback from _PG_init; it only writes log lines.
-    unsafe { pg_sys::RegisterXactCallback(Some(at_transaction_end), std::ptr::null_mut()) };
 }

@@ -26,7 +26,30 @@ mod tests;
 pub extern "C-unwind" fn _PG_init() {
     settings::init();
     trust::init();
-    audit::init();
+    // SAFETY: registering a callback from _PG_init; it writes log lines and touches atomics.
+    unsafe { pg_sys::RegisterXactCallback(Some(at_transaction_end), std::ptr::null_mut()) };
+}
+
+/// What happens when a transaction ends (committed, aborted or prepared, also in a
+/// parallel worker): the audit writes the last statement's decisions, and a configuration
+/// loaded under an old snapshot is dropped.
+#[pg_guard]
+unsafe extern "C-unwind" fn at_transaction_end(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    use pg_sys::XactEvent::*;
+    if matches!(
+        event,
+        XACT_EVENT_COMMIT
+            | XACT_EVENT_ABORT
+            | XACT_EVENT_PARALLEL_COMMIT
+            | XACT_EVENT_PARALLEL_ABORT
+            | XACT_EVENT_PREPARE
+    ) {
+        audit::at_transaction_end();
+        trust::at_transaction_end();
+    }
 }
 
 extension_sql!(

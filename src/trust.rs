@@ -32,33 +32,20 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid:
 /// was loaded is then dropped when the transaction ends, so the next one reads afresh.
 static LOADED_UNDER_OLD_SNAPSHOT: AtomicBool = AtomicBool::new(false);
 
-#[pg_guard]
-unsafe extern "C-unwind" fn at_transaction_end(
-    event: pg_sys::XactEvent::Type,
-    _arg: *mut std::ffi::c_void,
-) {
-    use pg_sys::XactEvent::*;
-    if matches!(
-        event,
-        XACT_EVENT_COMMIT
-            | XACT_EVENT_ABORT
-            | XACT_EVENT_PARALLEL_COMMIT
-            | XACT_EVENT_PARALLEL_ABORT
-            | XACT_EVENT_PREPARE
-    ) && LOADED_UNDER_OLD_SNAPSHOT.swap(false, Ordering::Relaxed)
-    {
+/// Drops a configuration loaded under an old snapshot (see `lib.rs`'s transaction hook).
+pub fn at_transaction_end() {
+    if LOADED_UNDER_OLD_SNAPSHOT.swap(false, Ordering::Relaxed) {
         CONFIG_GENERATION.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 pub fn init() {
-    // SAFETY: registering callbacks from _PG_init; they only touch atomics.
+    // SAFETY: registering a callback from _PG_init; it only touches atomics.
     unsafe {
         pg_sys::CacheRegisterRelcacheCallback(
             Some(on_relcache_invalidation),
             pg_sys::Datum::from(0),
         );
-        pg_sys::RegisterXactCallback(Some(at_transaction_end), std::ptr::null_mut());
     };
 }
 

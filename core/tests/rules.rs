@@ -20,6 +20,18 @@ struct World {
     context: Val,
 }
 
+impl World {
+    fn request<'a>(&'a self, resource: &'a Val) -> Request<'a> {
+        Request {
+            claims: &self.claims,
+            scopes: &self.scopes,
+            roles: &self.roles,
+            context: &self.context,
+            resource,
+        }
+    }
+}
+
 fn world(claims: serde_json::Value) -> World {
     World {
         claims: Val::from_json(&claims),
@@ -42,13 +54,7 @@ fn allowed(
     resource: serde_json::Value,
 ) -> bool {
     let resource = Val::from_json(&resource);
-    let req = Request {
-        claims: &w.claims,
-        scopes: &w.scopes,
-        roles: &w.roles,
-        context: &w.context,
-        resource: &resource,
-    };
+    let req = w.request(&resource);
     let fast = set.decide(&set.matching(action, rtype), &req).allowed;
     let explained = set.explain(action, rtype, &req);
     assert_eq!(
@@ -131,13 +137,7 @@ fn errors_fail_closed() {
     ]));
     assert!(!allowed(&forbid, &w, "read", "document", json!({})));
     let resource = Val::from_json(&json!({}));
-    let req = Request {
-        claims: &w.claims,
-        scopes: &w.scopes,
-        roles: &w.roles,
-        context: &w.context,
-        resource: &resource,
-    };
+    let req = w.request(&resource);
     let ex = forbid.explain("read", "document", &req).to_json();
     assert_eq!(ex["decision"], "deny");
     assert_eq!(ex["forbids"], json!(["f"]));
@@ -263,13 +263,7 @@ fn membership_shortcut_agrees_with_the_general_loop() {
                 ),
             ] {
                 let resource = Val::from_json(&json!({}));
-                let req = Request {
-                    claims: &w.claims,
-                    scopes: &w.scopes,
-                    roles: &w.roles,
-                    context: &w.context,
-                    resource: &resource,
-                };
+                let req = w.request(&resource);
                 let a = compile(&special).map(|p| p.evaluate(&req).map(|v| v.to_json()));
                 let b = compile(&general).map(|p| p.evaluate(&req).map(|v| v.to_json()));
                 match (&a, &b) {
@@ -337,13 +331,7 @@ fn split_conditions_decide_as_the_whole_condition() {
                         let m = set.matching("a", "t");
                         for row in &rows {
                             let resource = Val::from_json(row);
-                            let req = Request {
-                                claims: &w.claims,
-                                scopes: &w.scopes,
-                                roles: &w.roles,
-                                context: &w.context,
-                                resource: &resource,
-                            };
+                            let req = w.request(&resource);
                             let fast = set.decide(&m, &req).allowed;
                             let whole = set.explain("a", "t", &req).allowed;
                             assert_eq!(fast, whole, "{effect} `{condition}` on {row}");
@@ -406,13 +394,7 @@ fn split_conditions_share_one_step_budget() {
             json!({"public": false, "x": true, "items": []}),
         ] {
             let resource = Val::from_json(&row);
-            let req = Request {
-                claims: &w.claims,
-                scopes: &w.scopes,
-                roles: &w.roles,
-                context: &w.context,
-                resource: &resource,
-            };
+            let req = w.request(&resource);
             let fast = set.decide(&m, &req).allowed;
             let whole = set.explain("a", "t", &req);
             assert_eq!(
