@@ -8,7 +8,7 @@
 
 use crate::jsonb::container_val;
 use crate::policy;
-use oidc_authz_core::rules::eval::{str_in, EvalError, Resource};
+use oidc_authz_core::rules::eval::{strings_membership, EvalError, Resource};
 use oidc_authz_core::rules::value::Val;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -323,30 +323,15 @@ impl Resource for Attributes<'_> {
         // SAFETY: a text-like array datum, as the layout says.
         unsafe {
             let (values, nulls) = elements(arg.value, element, len, byval, align);
-            if values.is_empty() {
-                return Some((Ok(all), 0));
-            }
-            if nulls.contains(&true) {
-                return None; // NULL elements: let the general path compare them as null
-            }
-            // Steps as the general path counts them: one per element until one decides, all
-            // of them when none does (or when every one fails).
-            let set = match set {
-                Ok(s) => s,
-                Err(e) => return Some((Err(e.clone()), values.len())),
-            };
-            for (k, value) in values.iter().enumerate() {
-                let Ok(elem) = std::str::from_utf8(text_bytes(*value)) else {
-                    return None;
-                };
-                match str_in(elem, set) {
-                    Ok(held) if held != all => return Some((Ok(held), k + 1)),
-                    Ok(_) => {}
-                    // Depends on `set` alone: every element fails alike.
-                    Err(e) => return Some((Err(e), values.len())),
+            // A NULL element (or invalid UTF-8) ends the shortcut: the general path compares it.
+            let strings = values.iter().zip(nulls).map(|(value, null)| {
+                if *null {
+                    None
+                } else {
+                    std::str::from_utf8(text_bytes(*value)).ok()
                 }
-            }
-            Some((Ok(all), values.len()))
+            });
+            strings_membership(strings, values.len(), set, all)
         }
     }
 

@@ -2,7 +2,7 @@
 //! back; a policy passes a `jsonb_build_object(…)` per row, so the rule engine reads only
 //! the members a condition touches, straight from the binary container.
 
-use oidc_authz_core::rules::eval::{str_in, EvalError, Resource};
+use oidc_authz_core::rules::eval::{strings_membership, EvalError, Resource};
 use oidc_authz_core::rules::value::{Map, Val};
 use pgrx::callconv::{Arg, ArgAbi};
 use pgrx::nullable::Nullable;
@@ -112,8 +112,9 @@ impl RawJsonb {
 /// The text of a `jbvString`, in place; `None` for other kinds or invalid UTF-8.
 ///
 /// # Safety
-/// `v` must be a valid JsonbValue whose string points into a live container.
-unsafe fn string_of(v: &pg_sys::JsonbValue) -> Option<&str> {
+/// `v` must be a valid JsonbValue whose string points into a container that outlives `'c`
+/// (the text is read in place, not from `v`).
+unsafe fn string_of<'c>(v: &pg_sys::JsonbValue) -> Option<&'c str> {
     if v.type_ != pg_sys::jbvType::jbvString {
         return None;
     }
@@ -165,33 +166,17 @@ impl Resource for RawJsonb {
                 }
                 // JsonContainerSize: the element count is in the header's low bits.
                 let count = ((*container).header & 0x0FFF_FFFF) as usize;
-                let mut examined = 0;
                 let mut it = pg_sys::JsonbIteratorInit(container);
                 let mut elem: pg_sys::JsonbValue = std::mem::zeroed();
-                loop {
+                // Elements, top level only (skipNested); a non-string one reads as None.
+                let strings = std::iter::from_fn(|| loop {
                     match pg_sys::JsonbIteratorNext(&mut it, &mut elem, true) {
-                        pg_sys::JsonbIteratorToken::WJB_DONE => break,
-                        pg_sys::JsonbIteratorToken::WJB_ELEM => {
-                            // A non-string element: leave it all to the general path, which
-                            // gives the same result for the elements already seen.
-                            let text = string_of(&elem)?;
-                            examined += 1;
-                            // Steps as the general path counts them (see attrs.rs).
-                            let set = match set {
-                                Ok(s) => s,
-                                Err(e) => return Some((Err(e.clone()), count)),
-                            };
-                            match str_in(text, set) {
-                                Ok(held) if held != all => return Some((Ok(held), examined)),
-                                Ok(_) => {}
-                                // Depends on `set` alone: every element fails alike.
-                                Err(e) => return Some((Err(e), count)),
-                            }
-                        }
+                        pg_sys::JsonbIteratorToken::WJB_DONE => return None,
+                        pg_sys::JsonbIteratorToken::WJB_ELEM => return Some(string_of(&elem)),
                         _ => {}
                     }
-                }
-                Some((Ok(all), examined))
+                });
+                strings_membership(strings, count, set, all)
             }
         })
         .flatten()

@@ -26,6 +26,7 @@ from jwt.algorithms import RSAAlgorithm
 from psycopg import sql
 
 from helpers import DB, connect
+from services import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVIDER_DIR = ROOT / "tests" / "provider"
@@ -88,14 +89,8 @@ class Service:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(STOP_TIMEOUT)
+        if proc is not None:
+            stop_process(proc, STOP_TIMEOUT)
 
     def log_tail(self, lines: int = 30) -> str:
         try:

@@ -50,6 +50,33 @@ pub trait Resource {
     }
 }
 
+/// `exists`/`all` of `x in set` over `count` strings read in place (see
+/// [`Resource::membership`]), decided as the general path decides it, with the steps it
+/// would count: one per element until one decides, all of them when none does (or when
+/// each fails alike, as `str_in` fails for a `set` alone). `None` as soon as an element is
+/// not a string, for the caller to convert the list and take the general path, which gives
+/// the same result for the elements already seen.
+pub fn strings_membership<'s>(
+    elements: impl IntoIterator<Item = Option<&'s str>>,
+    count: usize,
+    set: &Result<Val, EvalError>,
+    all: bool,
+) -> Option<(Result<bool, EvalError>, usize)> {
+    for (k, elem) in elements.into_iter().enumerate() {
+        let elem = elem?;
+        let set = match set {
+            Ok(s) => s,
+            Err(e) => return Some((Err(e.clone()), count)),
+        };
+        match str_in(elem, set) {
+            Ok(held) if held != all => return Some((Ok(held), k + 1)),
+            Ok(_) => {}
+            Err(e) => return Some((Err(e), count)),
+        }
+    }
+    Some((Ok(all), count))
+}
+
 /// `elem in set` for a string `elem`: exactly what `binary(Op::In, Val::Str(elem), set)`
 /// gives, without building the string value.
 pub fn str_in(elem: &str, set: &Val) -> Result<bool, EvalError> {
