@@ -144,9 +144,9 @@ pub unsafe extern "C-unwind" fn oidc_allow_attributes(
     unsafe {
         let nargs = usize::try_from((*fcinfo).nargs).unwrap_or(0);
         let args = (*fcinfo).args.as_slice(nargs);
+        // Not STRICT, on purpose: a NULL action or resource type denies (fails closed).
         if nargs < 2 || args[0].isnull || args[1].isnull {
-            (*fcinfo).isnull = true;
-            return pg_sys::Datum::from(0);
+            return pg_sys::Datum::from(false);
         }
         let flinfo = (*fcinfo).flinfo;
         if pg_sys::get_fn_expr_variadic(flinfo) {

@@ -257,14 +257,24 @@ pub fn rules() -> Rc<RuleSet> {
 
 fn resolve(config_generation: u64) -> Current {
     sync_config(config_generation);
+    // A value that is not UTF-8 (a SQL_ASCII or LATIN1 database) is a present token that
+    // cannot be decoded: refused, never taken for "no token".
+    let undecodable = |source| Current::Invalid {
+        error: TokenError::NotUtf8,
+        source,
+    };
     let (token, source) = match settings::token() {
-        Some(t) => (t, Source::Setting),
+        Some(Ok(t)) => (t, Source::Setting),
+        Some(Err(settings::NotUtf8)) => return undecodable(Source::Setting),
         None => match settings::header_fallback()
             .then(settings::request_headers)
             .flatten()
-            .and_then(|h| bearer_from_headers(&h))
         {
-            Some(t) => (t, Source::Headers),
+            Some(Err(settings::NotUtf8)) => return undecodable(Source::Headers),
+            Some(Ok(headers)) => match bearer_from_headers(&headers) {
+                Some(t) => (t, Source::Headers),
+                None => return Current::Anonymous,
+            },
             None => return Current::Anonymous,
         },
     };

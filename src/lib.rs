@@ -13,6 +13,7 @@ mod audit;
 mod cache;
 mod error;
 mod jsonb;
+mod log;
 mod policy;
 mod settings;
 mod trust;
@@ -26,6 +27,7 @@ mod tests;
 pub extern "C-unwind" fn _PG_init() {
     settings::init();
     trust::init();
+    log::init();
     // SAFETY: registering a callback from _PG_init; it writes log lines and touches atomics.
     unsafe { pg_sys::RegisterXactCallback(Some(at_transaction_end), std::ptr::null_mut()) };
 }
@@ -49,8 +51,42 @@ unsafe extern "C-unwind" fn at_transaction_end(
     ) {
         audit::at_transaction_end();
         trust::at_transaction_end();
+        settings::at_transaction_end();
     }
 }
+
+// First, before anything is created: the schema `oidc` must be the one this CREATE
+// EXTENSION made (the control file names it; Postgres creates it, owned by the installing
+// superuser, when it does not exist). A schema that existed before, owned by someone else,
+// with privileges granted or objects in it, is refused: its owner could later rename it and
+// put its own tables and functions in their place.
+extension_sql!(
+    r#"
+DO $$
+DECLARE
+    nsp pg_catalog.pg_namespace;
+BEGIN
+    SELECT * INTO nsp FROM pg_catalog.pg_namespace
+     WHERE nspname OPERATOR(pg_catalog.=) 'oidc';
+    IF nsp.nspowner OPERATOR(pg_catalog.<>) (SELECT r.oid FROM pg_catalog.pg_roles r
+                                             WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER)
+       OR nsp.nspacl IS NOT NULL
+       OR EXISTS (SELECT FROM pg_catalog.pg_class WHERE relnamespace OPERATOR(pg_catalog.=) nsp.oid)
+       OR EXISTS (SELECT FROM pg_catalog.pg_proc WHERE pronamespace OPERATOR(pg_catalog.=) nsp.oid)
+       OR EXISTS (SELECT FROM pg_catalog.pg_type WHERE typnamespace OPERATOR(pg_catalog.=) nsp.oid)
+       OR EXISTS (SELECT FROM pg_catalog.pg_operator WHERE oprnamespace OPERATOR(pg_catalog.=) nsp.oid)
+    THEN
+        RAISE EXCEPTION 'pg_oidc_authz must create its own schema "oidc", but one already exists (owned by %)',
+            pg_catalog.pg_get_userbyid(nsp.nspowner)
+            USING ERRCODE = 'duplicate_schema',
+                  HINT = 'drop or rename the existing schema oidc, then run CREATE EXTENSION again';
+    END IF;
+END
+$$;
+"#,
+    name = "own_schema",
+    bootstrap
+);
 
 extension_sql!(
     r#"
@@ -153,10 +189,27 @@ ALTER TABLE oidc.rules ENABLE ALWAYS TRIGGER rules_validate;
 ALTER TABLE oidc.rules ENABLE ALWAYS TRIGGER rules_changed;
 ALTER TABLE oidc.rules ENABLE ALWAYS TRIGGER rules_truncated;
 
+-- The admin role is cluster-wide, so a second database reuses the one the first created;
+-- an existing role that can do more than administer this extension (log in, hold role
+-- attributes, inherit other roles' rights) is refused rather than silently made the admin.
 DO $$
+DECLARE
+    r pg_catalog.pg_roles;
 BEGIN
-    CREATE ROLE oidc_admin NOLOGIN;
-EXCEPTION WHEN duplicate_object THEN NULL;
+    SELECT * INTO r FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'oidc_admin';
+    IF NOT FOUND THEN
+        CREATE ROLE oidc_admin NOLOGIN;
+    ELSIF r.rolcanlogin OR r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication
+          OR r.rolbypassrls
+          OR EXISTS (SELECT FROM pg_catalog.pg_auth_members m
+                      WHERE m.member OPERATOR(pg_catalog.=) r.oid) THEN
+        RAISE EXCEPTION 'role oidc_admin already exists and has privileges of its own'
+            USING ERRCODE = 'duplicate_object',
+                  DETAIL = 'pg_oidc_authz makes oidc_admin the administrator of its trust configuration; an existing role may only be reused if it is NOLOGIN, has no role attributes and is a member of no other role',
+                  HINT = 'remove its LOGIN, attributes and memberships, or drop it, then run CREATE EXTENSION again';
+    ELSE
+        RAISE NOTICE 'reusing the existing role oidc_admin: its members administer pg_oidc_authz in this database too';
+    END IF;
 END
 $$;
 

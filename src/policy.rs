@@ -11,6 +11,7 @@
 use crate::audit;
 use crate::cache::{self, Entry, Inputs};
 use crate::error::Error;
+use crate::settings;
 use oidc_authz_core::rules::eval::{Request, Resource};
 use oidc_authz_core::rules::value::Val;
 use oidc_authz_core::rules::{context as context_val, Explanation, Matching, RuleSet};
@@ -24,7 +25,8 @@ use std::sync::atomic::Ordering;
 const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 
 struct StatementCache {
-    context_key: i64,
+    /// The statement start time and [`settings::CONTEXT_GENERATION`] it was built for.
+    context_key: (i64, u64),
     context: Rc<Val>,
     /// One entry per (action, resource type) used by the statement: a table's policies ask
     /// for several (read, update, …), and alternating between them must not rebuild.
@@ -60,32 +62,45 @@ pub fn timestamptz_ns(ts: pg_sys::TimestampTz) -> i128 {
     oidc_authz_core::rules::time::clamp_to_range(ns)
 }
 
+/// What `context` was built for: the statement start time and the context generation
+/// (transaction end, `request.method`/`request.path` assigned). Statements of one
+/// simple-query message share a start time, even across `commit`: the generation tells
+/// their transactions apart.
+fn context_key() -> (i64, u64) {
+    // SAFETY: a plain read of the transaction state.
+    let started = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
+    (
+        started,
+        settings::CONTEXT_GENERATION.load(Ordering::Relaxed),
+    )
+}
+
 /// `context` for the current statement: its start time (as `now()` in the statement,
 /// identical on every row and in parallel workers), and the request's method and path as
 /// PostgREST sets them.
-fn statement_context() -> (Rc<Val>, pg_sys::TimestampTz) {
-    // SAFETY: plain reads of the transaction state.
-    let started = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
+fn statement_context() -> (Rc<Val>, (i64, u64)) {
+    let key = context_key();
     if let Some(ctx) = STATEMENT.with_borrow(|s| {
         s.as_ref()
-            .filter(|s| s.context_key == started)
+            .filter(|s| s.context_key == key && settings::context_watched())
             .map(|s| s.context.clone())
     }) {
-        return (ctx, started);
+        return (ctx, key);
     }
+    let (method, path) = settings::request_line();
     let ctx = Rc::new(context_val(
-        timestamptz_ns(started),
-        crate::settings::other(c"request.method").as_deref(),
-        crate::settings::other(c"request.path").as_deref(),
+        timestamptz_ns(key.0),
+        method.as_deref(),
+        path.as_deref(),
     ));
     STATEMENT.with_borrow_mut(|s| {
         *s = Some(StatementCache {
-            context_key: started,
+            context_key: key,
             context: ctx.clone(),
             matching: Vec::new(),
         })
     });
-    (ctx, started)
+    (ctx, key)
 }
 
 /// The rules matching (action, resource type), kept for the statement. Its memo of
@@ -151,7 +166,8 @@ pub fn allow(action: &str, resource_type: &str, resource: &dyn Resource) -> Resu
 /// What a decision needs besides the principal and the resource: valid for one statement,
 /// token and configuration, and one (action, resource type).
 pub struct Prepared {
-    statement: pg_sys::TimestampTz,
+    /// The statement start time and context generation (see [`context_key`]).
+    statement: (pg_sys::TimestampTz, u64),
     token_generation: u64,
     config_generation: u64,
     rules: Rc<RuleSet>,
@@ -181,10 +197,9 @@ impl Prepared {
     }
 
     fn current(&self) -> bool {
-        // SAFETY: a plain read of the transaction state.
-        let statement = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
         crate::settings::token_sources_watched()
-            && self.statement == statement
+            && settings::context_watched()
+            && self.statement == context_key()
             && self.token_generation == crate::settings::TOKEN_GENERATION.load(Ordering::Relaxed)
             && self.config_generation == crate::trust::CONFIG_GENERATION.load(Ordering::Relaxed)
     }
@@ -218,7 +233,7 @@ fn decide(p: &Prepared, resource: &dyn Resource) -> Result<bool, Error> {
         });
         if crate::settings::audit() {
             audit::record(audit::Decided {
-                statement: p.statement,
+                statement: p.statement.0,
                 token_generation: p.token_generation,
                 entry,
                 matching: p.matching_id,
@@ -242,6 +257,21 @@ pub fn explain(action: &str, resource_type: &str, resource: &dyn Resource) -> Re
             let ex = rules.explain(action, resource_type, &request(inputs, &context, resource));
             report(ex, principal, action, resource_type, &context)
         })
+    })
+}
+
+/// The denial for a call with a NULL argument (`which`): guards fail closed.
+pub fn null_argument(action: Option<&str>, resource_type: Option<&str>, which: &str) -> Value {
+    json!({
+        "decision": "deny",
+        "reason": format!("the {which} argument is NULL (fail closed)"),
+        "permits": [],
+        "forbids": [],
+        "not_held": [],
+        "errors": [],
+        "reads": [],
+        "action": action,
+        "resource_type": resource_type,
     })
 }
 

@@ -15,6 +15,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// including when a `set_config(…, true)` value is rolled back at transaction end.
 pub static TOKEN_GENERATION: AtomicU64 = AtomicU64::new(1);
 
+/// Bumped whenever `request.method` or `request.path` is assigned (also when a local value
+/// is rolled back), and at every transaction end: the rules' `context` is rebuilt when it
+/// moves, so no statement sees another transaction's request.
+pub static CONTEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// Whether `request.method` and `request.path` are ours (hooked); if another module defined
+/// one first, `context` is rebuilt for every call.
+static CONTEXT_HOOKED: AtomicBool = AtomicBool::new(false);
+
+/// `request.method`, `request.path`: PostgREST's request line, read into `context`.
+static REQUEST_METHOD: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static REQUEST_PATH: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
 /// Whether `request.headers` is ours (hooked). If another module defined it first, the
 /// fallback cannot be watched, and the token is resolved again on every call.
 static HEADERS_HOOKED: AtomicBool = AtomicBool::new(false);
@@ -42,6 +55,16 @@ static CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1000);
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn bump_token_generation(_new: *const c_char, _extra: *mut c_void) {
     TOKEN_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn bump_context_generation(_new: *const c_char, _extra: *mut c_void) {
+    CONTEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A transaction ended: the next one builds its own `context`.
+pub fn at_transaction_end() {
+    CONTEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
 #[pgrx::pg_guard]
@@ -81,6 +104,25 @@ pub fn init() {
                 None,
             );
             HEADERS_HOOKED.store(true, Ordering::Relaxed);
+        }
+        if !defined_elsewhere(c"request.method") && !defined_elsewhere(c"request.path") {
+            for (name, description, slot) in [
+                (c"request.method", c"The HTTP method of the request (set by PostgREST); the rules' context.method.", &REQUEST_METHOD),
+                (c"request.path", c"The path of the request (set by PostgREST); the rules' context.path.", &REQUEST_PATH),
+            ] {
+                GucRegistry::define_string_guc_with_hooks(
+                    name,
+                    description,
+                    c"",
+                    slot,
+                    GucContext::Userset,
+                    GucFlags::NO_SHOW_ALL | GucFlags::DISALLOW_IN_FILE,
+                    None,
+                    Some(bump_context_generation),
+                    None,
+                );
+            }
+            CONTEXT_HOOKED.store(true, Ordering::Relaxed);
         }
         GucRegistry::define_bool_guc_with_hooks(
             c"oidc.header_fallback",
@@ -146,43 +188,91 @@ pub fn token_sources_watched() -> bool {
     HEADERS_HOOKED.load(Ordering::Relaxed) || !header_fallback()
 }
 
-/// The `oidc.token` value, if set and not empty.
-pub fn token() -> Option<String> {
+/// Whether a change of `request.method`/`request.path` is always seen (both hooked).
+pub fn context_watched() -> bool {
+    CONTEXT_HOOKED.load(Ordering::Relaxed)
+}
+
+/// `request.method` and `request.path`, for the rules' `context`.
+pub fn request_line() -> (Option<String>, Option<String>) {
+    if CONTEXT_HOOKED.load(Ordering::Relaxed) {
+        return (
+            lossy_str(REQUEST_METHOD.as_ptr()),
+            lossy_str(REQUEST_PATH.as_ptr()),
+        );
+    }
+    (other(c"request.method"), other(c"request.path"))
+}
+
+/// A string setting's value: `None` when unset or empty, `Err` when its bytes are not UTF-8
+/// (possible in a SQL_ASCII or LATIN1 database), which for a token means "present but
+/// undecodable", never "no token".
+pub type Raw = Option<Result<String, NotUtf8>>;
+
+/// A setting's value is not valid UTF-8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotUtf8;
+
+/// The `oidc.token` value.
+pub fn token() -> Raw {
     raw_str(TOKEN.as_ptr())
 }
 
 /// The raw `request.headers` value.
-pub fn request_headers() -> Option<String> {
+pub fn request_headers() -> Raw {
     if HEADERS_HOOKED.load(Ordering::Relaxed) {
         return raw_str(REQUEST_HEADERS.as_ptr());
     }
-    other(c"request.headers")
+    other_raw(c"request.headers")
 }
 
 /// The value of a setting this extension does not define (PostgREST's `request.method`,
-/// say), looked up by name; `None` when unset or empty.
+/// say), looked up by name; `None` when unset or empty; invalid UTF-8 replaced.
 pub fn other(name: &CStr) -> Option<String> {
-    // SAFETY: a NUL-terminated name; missing_ok; the value is copied before anything else runs.
-    let value = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
-    if value.is_null() {
-        return None;
-    }
-    // SAFETY: non-null, NUL-terminated, owned by the GUC machinery.
-    let s = unsafe { CStr::from_ptr(value) }.to_str().ok()?;
-    (!s.is_empty()).then(|| s.to_owned())
+    other_raw(name).map(|v| v.unwrap_or_else(|NotUtf8| lossy(other_ptr(name))))
 }
 
-/// Copies a string GUC's current value; `None` when unset or empty.
-fn raw_str(slot: *mut *mut c_char) -> Option<String> {
+fn other_ptr(name: &CStr) -> *const c_char {
+    // SAFETY: a NUL-terminated name; missing_ok; the value is copied before anything else runs.
+    unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) }
+}
+
+fn other_raw(name: &CStr) -> Raw {
+    decode(other_ptr(name))
+}
+
+/// Copies a string GUC's current value.
+fn raw_str(slot: *mut *mut c_char) -> Raw {
     // SAFETY: the slot is a GUC variable, read in the backend's only thread; Postgres keeps
     // the string alive until the next assignment, and it is copied at once.
+    decode(unsafe { *slot })
+}
+
+/// A string GUC's value, with invalid UTF-8 replaced (for `context`, which only reads it).
+fn lossy_str(slot: *mut *mut c_char) -> Option<String> {
+    // SAFETY: as in `raw_str`.
     let ptr = unsafe { *slot };
+    decode(ptr).map(|v| v.unwrap_or_else(|NotUtf8| lossy(ptr)))
+}
+
+fn decode(ptr: *const c_char) -> Raw {
     if ptr.is_null() {
         return None;
     }
-    // SAFETY: non-null and NUL-terminated, as every GUC string.
-    let s = unsafe { CStr::from_ptr(ptr) }.to_str().ok()?;
-    (!s.is_empty()).then(|| s.to_owned())
+    // SAFETY: non-null and NUL-terminated, as every GUC string, owned by the GUC machinery.
+    let bytes = unsafe { CStr::from_ptr(ptr) }.to_bytes();
+    if bytes.is_empty() {
+        return None;
+    }
+    Some(std::str::from_utf8(bytes).map(str::to_owned).map_err(|_| NotUtf8))
+}
+
+fn lossy(ptr: *const c_char) -> String {
+    if ptr.is_null() {
+        return String::new();
+    }
+    // SAFETY: non-null and NUL-terminated (checked by the caller's `decode`).
+    unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned()
 }
 
 pub fn audit() -> bool {

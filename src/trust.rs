@@ -103,15 +103,110 @@ impl Table {
         }
     }
 
-    fn query(self) -> &'static str {
-        // Schema-qualified names and operators only: this runs under the caller's search_path.
+    /// The table's name inside the extension (not a lookup key: see [`locate`]).
+    fn relname(self) -> &'static str {
         match self {
+            Table::Issuers => "issuers",
+            Table::Rules => "rules",
+        }
+    }
+
+    /// The query over `relation` (the quoted, qualified name of the table found by
+    /// identity); `$1` is its oid, so that a name resolving elsewhere reads nothing.
+    fn query(self, relation: &str) -> String {
+        // Schema-qualified names and operators only: this runs under the caller's search_path.
+        let row = match self {
             Table::Issuers => {
-                "select (pg_catalog.to_jsonb(t) operator(pg_catalog.||) pg_catalog.jsonb_build_object(\
-                 'leeway_seconds', pg_catalog.date_part('epoch', t.leeway)))::pg_catalog.text \
-                 from oidc.issuers as t"
+                "(pg_catalog.to_jsonb(t) operator(pg_catalog.||) pg_catalog.jsonb_build_object(\
+                 'leeway_seconds', pg_catalog.date_part('epoch', t.leeway)))::pg_catalog.text"
             }
-            Table::Rules => "select pg_catalog.to_jsonb(t)::pg_catalog.text from oidc.rules as t",
+            Table::Rules => "pg_catalog.to_jsonb(t)::pg_catalog.text",
+        };
+        format!(
+            "select {row} from only {relation} as t \
+             where t.tableoid operator(pg_catalog.=) $1"
+        )
+    }
+}
+
+/// The extension's own table, found by identity: the relation that is a member of the
+/// extension `pg_oidc_authz` (`pg_depend`, deptype `e`) with that name. A table of the same
+/// name elsewhere (a schema renamed and replaced by its owner, a shadowing `search_path`)
+/// is never read. Returns its oid, owner and qualified, quoted name; `None` when the
+/// extension is not created in this database.
+fn locate(table: Table) -> Option<(pg_sys::Oid, pg_sys::Oid, String)> {
+    // SAFETY: a catalog lookup by a static name; missing_ok.
+    let extension = unsafe { pg_sys::get_extension_oid(c"pg_oidc_authz".as_ptr(), true) };
+    if extension == pg_sys::InvalidOid {
+        return None;
+    }
+    Spi::connect(|client| {
+        let row = client
+            .select(
+                // Run as the caller, under the caller's search_path: every name and
+                // operator qualified, or a user's `=(oid, oid)` would run here.
+                "select c.oid, c.relowner, \
+                 pg_catalog.quote_ident(n.nspname::pg_catalog.text) operator(pg_catalog.||) '.' \
+                 operator(pg_catalog.||) pg_catalog.quote_ident(c.relname::pg_catalog.text) \
+                 from pg_catalog.pg_depend d \
+                 join pg_catalog.pg_class c on c.oid operator(pg_catalog.=) d.objid \
+                 join pg_catalog.pg_namespace n on n.oid operator(pg_catalog.=) c.relnamespace \
+                 where d.refclassid operator(pg_catalog.=) $1 \
+                 and d.refobjid operator(pg_catalog.=) $2 \
+                 and d.classid operator(pg_catalog.=) $3 \
+                 and d.deptype operator(pg_catalog.=) 'e'::pg_catalog.\"char\" \
+                 and c.relkind operator(pg_catalog.=) 'r'::pg_catalog.\"char\" \
+                 and c.relname operator(pg_catalog.=) $4::pg_catalog.name",
+                Some(1),
+                &[
+                    pg_sys::Oid::from(pg_sys::ExtensionRelationId).into(),
+                    extension.into(),
+                    pg_sys::Oid::from(pg_sys::RelationRelationId).into(),
+                    table.relname().into(),
+                ],
+            )?
+            .first();
+        let oid = row.get::<pg_sys::Oid>(1)?;
+        let owner = row.get::<pg_sys::Oid>(2)?;
+        let relation = row.get::<String>(3)?;
+        Ok::<_, pgrx::spi::SpiError>(oid.zip(owner).zip(relation).map(|((o, w), r)| (o, w, r)))
+    })
+    .unwrap_or(None)
+}
+
+/// Pushes the newest snapshot for the read, so that what is loaded includes every change
+/// whose invalidation this backend has processed: under READ COMMITTED the statement's
+/// snapshot (a cursor's, a long statement's) can predate a change whose invalidation was
+/// processed since, and what is loaded is kept beyond the transaction. Where a new snapshot
+/// cannot be taken (REPEATABLE READ / SERIALIZABLE, whose transaction snapshot is the view
+/// the transaction must keep; parallel mode, which forbids new snapshots), the read uses the
+/// active snapshot and what it loads is dropped when the transaction ends.
+struct FreshSnapshot {
+    pushed: bool,
+}
+
+impl FreshSnapshot {
+    fn push() -> FreshSnapshot {
+        // SAFETY: plain reads of the transaction state.
+        let (isolation, parallel) =
+            unsafe { (pg_sys::XactIsoLevel, pg_sys::IsInParallelMode()) };
+        if isolation >= pg_sys::XACT_REPEATABLE_READ as i32 || parallel {
+            LOADED_UNDER_OLD_SNAPSHOT.store(true, Ordering::Relaxed);
+            return FreshSnapshot { pushed: false };
+        }
+        // SAFETY: inside a transaction, not in parallel mode (checked above); the snapshot
+        // is copied onto the active stack and popped by `drop` (or by abort cleanup).
+        unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetLatestSnapshot()) };
+        FreshSnapshot { pushed: true }
+    }
+}
+
+impl Drop for FreshSnapshot {
+    fn drop(&mut self) {
+        if self.pushed && !std::thread::panicking() {
+            // SAFETY: pops what `push` pushed; an error unwinding through here instead
+            // leaves it to the (sub)transaction abort, which pops it.
+            unsafe { pg_sys::PopActiveSnapshot() };
         }
     }
 }
@@ -121,35 +216,15 @@ impl Table {
 /// secrets; rules reveal policy). A missing table (the extension is not created in this
 /// database) reads as empty.
 fn read(table: Table) -> Vec<Value> {
-    let found: Option<(pg_sys::Oid, pg_sys::Oid)> = Spi::connect(|client| {
-        let row = client
-            .select(
-                // Run as the caller, under the caller's search_path: every name and
-                // operator qualified, or a user's `=(oid, regclass)` would run here.
-                "select c.oid, c.relowner from pg_catalog.pg_class c \
-                 where c.oid operator(pg_catalog.=) pg_catalog.to_regclass($1)",
-                None,
-                &[table.name().into()],
-            )?
-            .first();
-        match row.get_two::<pg_sys::Oid, pg_sys::Oid>() {
-            Ok((Some(oid), Some(owner))) => Ok::<_, pgrx::spi::SpiError>(Some((oid, owner))),
-            _ => Ok(None),
-        }
-    })
-    .unwrap_or(None);
-    let Some((oid, owner)) = found else {
+    let Some((oid, owner, relation)) = locate(table) else {
         return Vec::new();
     };
     WATCHED[table as usize].store(oid.to_u32(), Ordering::Relaxed);
-    // SAFETY: reading the backend's isolation level.
-    if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
-        LOADED_UNDER_OLD_SNAPSHOT.store(true, Ordering::Relaxed);
-    }
+    let _snapshot = FreshSnapshot::push();
     let _owner = AsOwner::switch(owner);
     Spi::connect(|client| {
         let mut rows = Vec::new();
-        for row in client.select(table.query(), None, &[])? {
+        for row in client.select(&table.query(&relation), None, &[oid.into()])? {
             if let Some(text) = row.get::<String>(1)? {
                 rows.push(serde_json::from_str(&text).unwrap_or(Value::Null));
             }
@@ -166,21 +241,59 @@ fn read(table: Table) -> Vec<Value> {
     })
 }
 
-/// The trusted issuers. Invalid rows (possible only if written around the validating
-/// trigger) are skipped with a warning, so their tokens fail closed.
+/// Whether the current user may see configuration details: a superuser, or a role with
+/// the privileges of `oidc_admin`.
+fn may_see_configuration() -> bool {
+    // SAFETY: catalog lookups for the current user and a static role name (missing_ok).
+    unsafe {
+        let user = pg_sys::GetUserId();
+        if pg_sys::superuser_arg(user) {
+            return true;
+        }
+        let admin = pg_sys::get_role_oid(c"oidc_admin".as_ptr(), true);
+        admin != pg_sys::InvalidOid && pg_sys::has_privs_of_role(user, admin)
+    }
+}
+
+/// Reports rows that failed to load (possible only if written around the validating
+/// trigger): with the reason to those who may read the table, without it to anyone else.
+fn report_invalid<E: std::fmt::Display>(table: Table, errors: &[E], consequence: &str) {
+    if errors.is_empty() {
+        return;
+    }
+    if may_see_configuration() {
+        for e in errors {
+            pgrx::warning!(
+                "pg_oidc_authz: an invalid row of {} {consequence}: {e}",
+                table.name()
+            );
+        }
+    } else {
+        pgrx::warning!(
+            "pg_oidc_authz: {} invalid row(s) of {} {consequence} (details visible to oidc_admin)",
+            errors.len(),
+            table.name()
+        );
+    }
+}
+
+/// The trusted issuers. Invalid rows are left out, so their tokens fail closed.
 pub fn load() -> TrustConfig {
     let (config, errors) = TrustConfig::from_rows(&read(Table::Issuers));
-    for ConfigError(e) in errors {
-        pgrx::warning!("pg_oidc_authz: skipping an invalid row of oidc.issuers: {e}");
-    }
+    let errors: Vec<String> = errors.into_iter().map(|ConfigError(e)| e).collect();
+    report_invalid(Table::Issuers, &errors, "is skipped (its tokens are refused)");
     config
 }
 
-/// The rules, compiled.
+/// The rules, compiled. An invalid permit is left out; an invalid forbid denies whatever
+/// it may match (see [`RuleSet::from_rows`]).
 pub fn load_rules() -> RuleSet {
     let (rules, errors) = RuleSet::from_rows(&read(Table::Rules));
-    for RuleError(e) in errors {
-        pgrx::warning!("pg_oidc_authz: skipping an invalid row of oidc.rules: {e}");
-    }
+    let errors: Vec<String> = errors.into_iter().map(|RuleError(e)| e).collect();
+    report_invalid(
+        Table::Rules,
+        &errors,
+        "cannot be evaluated (a permit grants nothing, a forbid denies what it may match)",
+    );
     rules
 }

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod json;
 pub mod path;
+pub mod redact;
 pub mod rules;
 pub mod token;
 

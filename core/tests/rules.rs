@@ -405,3 +405,46 @@ fn split_conditions_share_one_step_budget() {
         }
     }
 }
+
+/// A row that fails to load (written around the validating trigger) fails closed: an
+/// invalid permit grants nothing, an invalid forbid denies wherever it may match, and one
+/// whose actions or type cannot be read denies everything.
+#[test]
+fn a_rule_that_cannot_load_fails_closed() {
+    let w = world(json!({"sub": "alice"}));
+    let permit_all = json!({"name": "all", "effect": "permit", "actions": ["*"], "resource_type": "*"});
+    let rows = |broken: serde_json::Value| vec![permit_all.clone(), broken];
+    let cases = [
+        // (broken row, (action, type) → allowed)
+        (
+            json!({"name": "f", "effect": "forbid", "actions": ["read"], "resource_type": "doc", "condition": "resource.x =="}),
+            vec![(("read", "doc"), false), (("write", "doc"), true), (("read", "note"), true)],
+        ),
+        (
+            json!({"name": "f", "effect": "forbid", "actions": [""], "resource_type": "", "condition": null}),
+            vec![(("read", "doc"), false), (("delete", "note"), false)],
+        ),
+        (
+            json!({"name": "f", "effect": "deny", "actions": ["read"], "resource_type": "doc"}),
+            vec![(("read", "doc"), false), (("write", "doc"), true)],
+        ),
+        (
+            json!({"name": "p", "effect": "permit", "actions": ["read"], "resource_type": "doc", "condition": "claims.x =="}),
+            vec![(("read", "doc"), true)],
+        ),
+        (
+            json!({"name": "f", "effect": "forbid", "actions": ["read"], "resource_type": "doc", "condition": "resource.x ==", "enabled": false}),
+            vec![(("read", "doc"), true)],
+        ),
+    ];
+    for (broken, decisions) in cases {
+        let (set, errors) = RuleSet::from_rows(&rows(broken.clone()));
+        assert_eq!(errors.len(), 1, "{broken}");
+        for ((action, rtype), want) in decisions {
+            assert_eq!(allowed(&set, &w, action, rtype, json!({})), want, "{broken} {action} {rtype}");
+        }
+    }
+    // Alone, an invalid permit grants nothing.
+    let (set, _) = RuleSet::from_rows(&[json!({"name": "p", "effect": "permit", "actions": ["read"], "resource_type": "doc", "condition": "=="})]);
+    assert!(!allowed(&set, &w, "read", "doc", json!({})));
+}

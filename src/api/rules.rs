@@ -7,17 +7,45 @@ use oidc_authz_core::rules::Rule;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
+// None of these is STRICT: a NULL argument (a NULL jsonb column, a trigger's missing
+// `tg_argv[0]`) must decide, and it denies. A STRICT guard would skip the decision:
+// `allow()` would be NULL and `require()` would return normally.
+
 /// For RLS: `using (oidc.allow('read', 'document', jsonb_build_object('owner', owner)))`.
+/// False for a NULL argument.
 #[pg_extern(stable, parallel_safe)]
-fn allow(action: &str, resource_type: &str, resource: default!(RawJsonb, "'{}'")) -> bool {
-    policy::allow(action, resource_type, &resource).or_raise()
+fn allow(
+    action: Option<&str>,
+    resource_type: Option<&str>,
+    resource: default!(Option<RawJsonb>, "'{}'"),
+) -> bool {
+    match (action, resource_type, resource) {
+        (Some(action), Some(resource_type), Some(resource)) => {
+            policy::allow(action, resource_type, &resource).or_raise()
+        }
+        _ => false,
+    }
 }
 
 /// The decision with its reasons: the permits and forbids that held, the rules that did
-/// not, the errors, what the conditions read. Never contains the token.
+/// not, the errors, what the conditions read. Never contains the token. A NULL argument
+/// is a denial that says which argument was NULL.
 #[pg_extern(stable, parallel_safe)]
-fn explain(action: &str, resource_type: &str, resource: default!(RawJsonb, "'{}'")) -> JsonB {
-    JsonB(policy::explain(action, resource_type, &resource).or_raise())
+fn explain(
+    action: Option<&str>,
+    resource_type: Option<&str>,
+    resource: default!(Option<RawJsonb>, "'{}'"),
+) -> JsonB {
+    JsonB(match (action, resource_type, resource) {
+        (Some(action), Some(resource_type), Some(resource)) => {
+            policy::explain(action, resource_type, &resource).or_raise()
+        }
+        (action, resource_type, resource) => policy::null_argument(
+            action,
+            resource_type,
+            null_argument(action, resource_type, resource.is_some()),
+        ),
+    })
 }
 
 /// The decision for `claims` at time `at`, without a token (admin only).
@@ -38,19 +66,43 @@ fn replay(
     ))
 }
 
-/// Raises 42501 with the explanation when the current principal may not do `action`.
+/// Raises 42501 with the explanation when the current principal may not do `action`, or
+/// when an argument is NULL.
 #[pg_extern(stable, parallel_safe)]
-fn require(action: &str, resource_type: &str, resource: default!(RawJsonb, "'{}'")) {
-    if policy::allow(action, resource_type, &resource).or_raise() {
+fn require(
+    action: Option<&str>,
+    resource_type: Option<&str>,
+    resource: default!(Option<RawJsonb>, "'{}'"),
+) {
+    let (Some(action), Some(resource_type), Some(resource)) = (action, resource_type, &resource)
+    else {
+        let which = null_argument(action, resource_type, resource.is_some());
+        Error::Denied {
+            action: action.unwrap_or("NULL").to_string(),
+            resource_type: resource_type.unwrap_or("NULL").to_string(),
+            explanation: policy::null_argument(action, resource_type, which).to_string(),
+        }
+        .raise()
+    };
+    if policy::allow(action, resource_type, resource).or_raise() {
         return;
     }
-    let explanation = policy::explain(action, resource_type, &resource).or_raise();
+    let explanation = policy::explain(action, resource_type, resource).or_raise();
     Error::Denied {
         action: action.to_string(),
         resource_type: resource_type.to_string(),
         explanation: explanation.to_string(),
     }
     .raise()
+}
+
+/// The first NULL argument's name.
+fn null_argument(action: Option<&str>, resource_type: Option<&str>, resource: bool) -> &'static str {
+    match (action, resource_type, resource) {
+        (None, _, _) => "action",
+        (_, None, _) => "resource_type",
+        _ => "resource",
+    }
 }
 
 /// Validates one `oidc.rules` row (`to_jsonb(NEW)`): a syntax error, an unknown variable

@@ -54,6 +54,8 @@ pub struct Rule {
     /// `None`: no condition, the rule always holds when it matches.
     pub program: Option<Program>,
     pub enabled: bool,
+    /// Set for a forbid whose row failed to load: it holds (denies) wherever it may match.
+    pub unloadable: bool,
 }
 
 impl Rule {
@@ -108,6 +110,44 @@ impl Rule {
             resource_type,
             program,
             enabled,
+            unloadable: false,
+        })
+    }
+
+    /// What stands in for a row that failed validation (possible only if written around
+    /// the validating trigger): nothing for a permit or a disabled row — it grants nothing —
+    /// but, for a forbid (or a row whose effect cannot be read), a rule that holds wherever
+    /// the row may match: its actions and resource type where they can be read, all of them
+    /// where they cannot. A forbid that cannot load must not stop denying.
+    fn unloadable(row: &Value) -> Option<Rule> {
+        let row = row.as_object();
+        let get = |k: &str| row.and_then(|r| r.get(k));
+        if get("enabled").and_then(Value::as_bool) == Some(false)
+            || get("effect").and_then(Value::as_str) == Some("permit")
+        {
+            return None;
+        }
+        let strings = |v: Option<&Value>| -> Option<Vec<String>> {
+            let a = v?.as_array()?;
+            let out: Vec<String> = a
+                .iter()
+                .map(|x| x.as_str().filter(|s| !s.is_empty()).map(str::to_string))
+                .collect::<Option<_>>()?;
+            (!out.is_empty()).then_some(out)
+        };
+        let text = |v: Option<&Value>| {
+            v.and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        Some(Rule {
+            name: text(get("name")).unwrap_or_else(|| "(unnamed)".into()),
+            effect: Effect::Forbid,
+            actions: strings(get("actions")).unwrap_or_else(|| vec!["*".into()]),
+            resource_type: text(get("resource_type")).unwrap_or_else(|| "*".into()),
+            program: None,
+            enabled: true,
+            unloadable: true,
         })
     }
 
@@ -119,6 +159,11 @@ impl Rule {
 
     /// Whether the condition holds: `Ok(true)`/`Ok(false)`, or why it could not be decided.
     pub fn evaluate(&self, req: &Request) -> Result<bool, EvalError> {
+        if self.unloadable {
+            return Err(EvalError(
+                "the rule's row could not be loaded (invalid); as a forbid it holds".into(),
+            ));
+        }
         let Some(program) = &self.program else {
             return Ok(true);
         };
@@ -169,15 +214,19 @@ pub struct Verdict {
 
 impl RuleSet {
     /// Builds the set from rows; a row that fails validation (possible only if written
-    /// around the validating trigger) is left out — so its permit cannot grant, but its
-    /// forbid cannot deny either — and its error returned for the caller to report.
+    /// around the validating trigger) fails closed: a permit is left out, so it grants
+    /// nothing, and a forbid denies wherever it may match (see `Rule::unloadable`). Its
+    /// error is returned for the caller to report.
     pub fn from_rows(rows: &[Value]) -> (RuleSet, Vec<RuleError>) {
         let mut rules = Vec::new();
         let mut errors = Vec::new();
         for row in rows {
             match Rule::from_row(row) {
                 Ok(rule) => rules.push(rule),
-                Err(e) => errors.push(e),
+                Err(e) => {
+                    rules.extend(Rule::unloadable(row));
+                    errors.push(e);
+                }
             }
         }
         rules.sort_by(|a, b| a.name.cmp(&b.name));

@@ -44,6 +44,7 @@ pub enum TokenError {
     IssuedInFuture,
     Audience,
     Type { expected: String },
+    NotUtf8,
 }
 
 impl TokenError {
@@ -68,6 +69,7 @@ impl TokenError {
             TokenError::IssuedInFuture => "iat",
             TokenError::Audience => "aud",
             TokenError::Type { .. } => "typ",
+            TokenError::NotUtf8 => "encoding",
         }
     }
 }
@@ -108,6 +110,7 @@ impl fmt::Display for TokenError {
             TokenError::IssuedInFuture => f.write_str("issued in the future (iat)"),
             TokenError::Audience => f.write_str("audience not accepted"),
             TokenError::Type { expected } => write!(f, "token type (typ) must be `{expected}`"),
+            TokenError::NotUtf8 => f.write_str("the token is not valid UTF-8"),
         }
     }
 }
