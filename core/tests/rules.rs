@@ -405,3 +405,74 @@ fn split_conditions_share_one_step_budget() {
         }
     }
 }
+
+/// A resource attribute read in a macro's body is converted once per evaluation, not once
+/// per iteration (that work is not counted as steps, so it must not multiply).
+#[test]
+fn resource_attributes_are_converted_once_per_evaluation() {
+    use oidc_authz_core::rules::compile::compile;
+    use oidc_authz_core::rules::eval::Resource;
+    use std::cell::Cell;
+
+    struct Counting {
+        row: Val,
+        fields: Cell<usize>,
+        wholes: Cell<usize>,
+    }
+    impl Resource for Counting {
+        fn field(&self, name: &str) -> Option<Val> {
+            self.fields.set(self.fields.get() + 1);
+            self.row.field(name)
+        }
+        fn whole(&self) -> Val {
+            self.wholes.set(self.wholes.get() + 1);
+            self.row.clone()
+        }
+    }
+    let groups: Vec<String> = (0..50).map(|i| format!("g{i}")).collect();
+    let w = world(json!({"groups": groups}));
+    for (condition, fields, wholes) in [
+        (
+            "claims.groups.exists(g, resource.labels.exists(l, l == g))",
+            1,
+            0,
+        ),
+        (
+            "claims.groups.exists(g, has(resource.labels) && g == resource.owner)",
+            2,
+            0,
+        ),
+        (
+            "claims.groups.all(g, resource.owner != g && resource.labels != [g])",
+            2,
+            0,
+        ),
+        (
+            "claims.groups.exists(g, g in resource.labels || false)",
+            1,
+            0,
+        ),
+        ("claims.groups.exists(g, resource == {'owner': g})", 0, 1),
+    ] {
+        let resource = Counting {
+            row: Val::from_json(&json!({"owner": "bob", "labels": ["x", "y"]})),
+            fields: Cell::new(0),
+            wholes: Cell::new(0),
+        };
+        let req = Request {
+            claims: &w.claims,
+            scopes: &w.scopes,
+            roles: &w.roles,
+            context: &w.context,
+            resource: &resource,
+        };
+        let program = compile(condition).expect("compiles");
+        let first = program.evaluate(&req).map(|v| v.to_json());
+        assert!(first.is_ok(), "{condition}: {first:?}");
+        assert_eq!(
+            (resource.fields.get(), resource.wholes.get()),
+            (fields, wholes),
+            "{condition}"
+        );
+    }
+}

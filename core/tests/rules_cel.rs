@@ -717,9 +717,9 @@ fn hostile_conditions_fail_without_crashing() {
             ("a".repeat(MAX_SOURCE + 1), refused("longer than 4096 bytes")),
             // a million iterations: stopped by the step budget, which `||` does not absorb
             (format!("{hundred}.map(a, {hundred}.map(b, {hundred}.map(c, a + b + c))) == [] || true"),
-                fails("more than 100000 macro iterations")),
+                fails("more than 100000 evaluation steps")),
             (format!("{hundred}.exists(a, {hundred}.exists(b, {hundred}.exists(c, false)))"),
-                fails("more than 100000 macro iterations")),
+                fails("more than 100000 evaluation steps")),
             // 10 100 iterations are fine
             (format!("{hundred}.exists(a, {hundred}.exists(b, a == 99 && b == 99))"), v(json!(true))),
             (format!("size('{}')", "é".repeat(2000)), v(json!(2000))),
@@ -771,12 +771,79 @@ fn the_step_budget_counts_macro_iterations() {
         w.resource = Val::Map(Rc::new(resource));
         let got = run(&w, "resource.labels.all(l, l)");
         let want_ok = matches!(got, Ok(Ok(Val::Bool(true))));
-        let want_err = matches!(&got, Ok(Err(m)) if m.contains("macro iterations"));
+        let want_err = matches!(&got, Ok(Err(m)) if m.contains("evaluation steps"));
         assert!(
             if within { want_ok } else { want_err },
             "{len} iterations: {got:?}"
         );
     }
+}
+
+/// List work counts too (see `MAX_STEPS`): `in` over a list one step per element compared,
+/// `==` per element compared, `+` per element copied; so 800 groups against 300 000 labels
+/// cannot cost their product (0.5 s a row before). The membership shortcut hashes a large
+/// set as it scans it: no match costs 300 000 steps, over the budget, so the condition fails
+/// (a permit does not hold, a forbid does); an early match costs a few steps.
+#[test]
+fn the_step_budget_bounds_list_work() {
+    let mut w = world();
+    let groups: Vec<Val> = (0..800).map(|i| Val::str(&format!("g{i}"))).collect();
+    let mut claims = value_map(&w.claims);
+    claims.insert("groups".into(), Val::List(Rc::new(groups)));
+    w.claims = Val::Map(Rc::new(claims));
+    let with_labels = |w: &mut World, labels: Vec<Val>| {
+        let mut resource = value_map(&w.resource);
+        resource.insert("labels".into(), Val::List(Rc::new(labels)));
+        w.resource = Val::Map(Rc::new(resource));
+    };
+    let labels = |n: usize, first: &str| -> Vec<Val> {
+        std::iter::once(Val::str(first))
+            .chain((1..n).map(|i| Val::str(&format!("l{i}"))))
+            .collect()
+    };
+    let out = "more than 100000 evaluation steps";
+    let shortcut = "claims.groups.exists(g, g in resource.labels)";
+    // `|| false` keeps the compiler from taking the shortcut: a plain `in` in a loop.
+    let plain = "claims.groups.exists(g, g in resource.labels || false)";
+
+    // 800 × 300 000: decided when a label matches early, out of steps when none does.
+    with_labels(&mut w, labels(300_000, "g0"));
+    let cases = [(shortcut, v(json!(true))), (plain, v(json!(true)))];
+    let wrong = mismatches(&w, &cases);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    with_labels(&mut w, labels(300_000, "l0"));
+    let cases = [
+        (shortcut, fails(out)),
+        (plain, fails(out)),
+        ("claims.groups.all(g, !(g in resource.labels))", fails(out)),
+        ("'g0' in resource.labels", fails(out)),
+        ("resource.labels == resource.labels", fails(out)),
+        ("size(resource.labels + ['x']) > 0", fails(out)),
+    ];
+    let wrong = mismatches(&w, &cases);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    // 100 groups × 1000 labels, no match: 1000 steps to hash the labels, 100 for the groups;
+    // compared one by one, 100 × 1001 steps would be over the budget.
+    let mut claims = value_map(&w.claims);
+    let hundred: Vec<Val> = (0..100).map(|i| Val::str(&format!("g{i}"))).collect();
+    claims.insert("groups".into(), Val::List(Rc::new(hundred)));
+    w.claims = Val::Map(Rc::new(claims));
+    with_labels(&mut w, labels(1000, "l0"));
+    let cases = [
+        (shortcut, v(json!(false))),
+        (
+            "claims.groups.all(g, g in resource.labels)",
+            v(json!(false)),
+        ),
+        (
+            "resource.labels.exists(l, l in claims.groups)",
+            v(json!(false)),
+        ),
+        (plain, fails(out)),
+    ];
+    let wrong = mismatches(&w, &cases);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 /// Trees up to `MAX_DEPTH` levels compile; one level more is refused with its position.

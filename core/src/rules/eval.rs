@@ -3,6 +3,10 @@
 //! `&&`/`||` absorb an error when the other side decides (`false && error` is false), any
 //! other error propagates to the rule, which then fails closed.
 
+mod membership;
+
+pub use membership::{str_in, strings_membership};
+
 use super::time::{self, NANOS};
 use super::value::{Map, Val};
 use std::cmp::Ordering;
@@ -38,8 +42,8 @@ pub trait Resource {
 
     /// `resource.<name>.exists(x, x in set)` (`all: false`) or `.all(…)` (`all: true`) when
     /// the attribute is a list of strings that can be checked in place, without building it
-    /// (see [`str_in`]); `None` to have the caller convert the attribute and iterate.
-    /// The second value is how many elements were examined, which count as macro steps.
+    /// (see [`strings_membership`]); `None` to have the caller convert the attribute and
+    /// iterate. The second value is the steps spent, as the general path counts them.
     fn membership(
         &self,
         _name: &str,
@@ -47,46 +51,6 @@ pub trait Resource {
         _all: bool,
     ) -> Option<(Result<bool, EvalError>, usize)> {
         None
-    }
-}
-
-/// `exists`/`all` of `x in set` over `count` strings read in place (see
-/// [`Resource::membership`]), decided as the general path decides it, with the steps it
-/// would count: one per element until one decides, all of them when none does (or when
-/// each fails alike, as `str_in` fails for a `set` alone). `None` as soon as an element is
-/// not a string, for the caller to convert the list and take the general path, which gives
-/// the same result for the elements already seen.
-pub fn strings_membership<'s>(
-    elements: impl IntoIterator<Item = Option<&'s str>>,
-    count: usize,
-    set: &Result<Val, EvalError>,
-    all: bool,
-) -> Option<(Result<bool, EvalError>, usize)> {
-    for (k, elem) in elements.into_iter().enumerate() {
-        let elem = elem?;
-        let set = match set {
-            Ok(s) => s,
-            Err(e) => return Some((Err(e.clone()), count)),
-        };
-        match str_in(elem, set) {
-            Ok(held) if held != all => return Some((Ok(held), k + 1)),
-            Ok(_) => {}
-            Err(e) => return Some((Err(e), count)),
-        }
-    }
-    Some((Ok(all), count))
-}
-
-/// `elem in set` for a string `elem`: exactly what `binary(Op::In, Val::Str(elem), set)`
-/// gives, without building the string value.
-pub fn str_in(elem: &str, set: &Val) -> Result<bool, EvalError> {
-    match set {
-        Val::List(l) => Ok(l.iter().any(|x| matches!(x, Val::Str(s) if &**s == elem))),
-        Val::Map(m) => Ok(m.contains_key(elem)),
-        other => err(format!(
-            "no overload of `In` for string and {}",
-            other.type_name()
-        )),
     }
 }
 
@@ -315,9 +279,33 @@ pub(crate) fn eval_constant(node: &Node) -> Result<Val, String> {
 /// trees deeper than `compile::MAX_DEPTH`, so this is a second fence before the stack.
 const MAX_DEPTH: usize = 200;
 
-/// Most macro iterations one evaluation may run. Nested macros multiply (`[…100 items…]
-/// .map(a, […100…].map(b, …))`), so without a bound a 4 KiB condition could run for hours
-/// on every row; 100 000 steps take milliseconds.
+/// Most steps one evaluation may spend. Nested macros multiply (`[…100 items…]
+/// .map(a, […100…].map(b, …))`), and so do list operations inside a macro
+/// (`claims.groups.exists(g, g in resource.labels)` over 800 groups and 300 000 labels), so
+/// without a bound a 4 KiB condition could run for hours on every row; 100 000 steps take
+/// milliseconds.
+///
+/// The cost model, one step per unit of work that grows with the data:
+/// - one per macro iteration (`all`, `exists`, `exists_one`, `map`, `filter`, and the
+///   membership shortcut `range.exists(x, x in set)` / `.all(…)` per range element); the
+///   in-place append of `map`/`filter`'s one element is part of its iteration;
+/// - one per element compared by `in` over a list (up to the first equal one), and per list
+///   element or map entry compared by `==`/`!=` (nested ones included);
+/// - one per element copied into a list built by `+`;
+/// - one per element of a list hashed by the membership shortcut: when `range length × set
+///   length` exceeds a small threshold, the set's elements are hashed as they are first
+///   scanned, each once per evaluation, and each string of the range then costs only its
+///   iteration (see `membership::ListSet`).
+///
+/// Not counted: work on one string (`size`, `contains`, `+` of strings, conversions, map
+/// lookups), bounded by that string's length per counted step, and reading a resource
+/// attribute, converted at most once per evaluation.
+///
+/// Running out is an error nothing absorbs ([`EvalError::is_step_limit`]): a permit then
+/// does not hold and a forbid does. The check runs after each counted operation, so one
+/// evaluation does at most `MAX_STEPS` steps plus the one operation that crosses the budget
+/// (at most the length of the lists it touches); a decision evaluates each matching rule
+/// once, a condition split in a memoised part and a per-row part sharing one budget.
 pub const MAX_STEPS: usize = 100_000;
 
 /// Loop variables and accumulators by slot. A slot holds a result, not a value: CEL's
@@ -326,11 +314,7 @@ pub const MAX_STEPS: usize = 100_000;
 pub type Frame = Vec<Result<Val, EvalError>>;
 
 pub fn eval(node: &Node, req: &Request, frame: &mut Frame) -> Result<Val, EvalError> {
-    let mut e = Eval {
-        req,
-        depth: 0,
-        steps: 0,
-    };
+    let mut e = Eval::new(req, 0);
     let out = e.eval(node, frame);
     // Running out of steps stops the condition: `||` or a macro must not absorb it.
     if e.steps > MAX_STEPS {
@@ -347,11 +331,7 @@ pub(crate) fn eval_counted(
     frame: &mut Frame,
     steps: usize,
 ) -> (Result<Val, EvalError>, usize) {
-    let mut e = Eval {
-        req,
-        depth: 0,
-        steps,
-    };
+    let mut e = Eval::new(req, steps);
     let out = e.eval(node, frame);
     // Running out of steps stops the condition: `||` or a macro must not absorb it.
     if e.steps > MAX_STEPS {
@@ -361,7 +341,9 @@ pub(crate) fn eval_counted(
 }
 
 fn out_of_steps<T>() -> Result<T, EvalError> {
-    err(format!("more than {MAX_STEPS} macro iterations"))
+    err(format!(
+        "more than {MAX_STEPS} evaluation steps (macro iterations and list elements)"
+    ))
 }
 
 impl EvalError {
@@ -375,6 +357,44 @@ struct Eval<'r, 'a> {
     req: &'r Request<'a>,
     depth: usize,
     steps: usize,
+    /// Resource attributes converted so far (a condition names few): a macro reading
+    /// `resource.labels` in its body must not convert the list once per iteration, uncounted.
+    fields: Vec<(Rc<str>, Option<Val>)>,
+    /// The whole resource, once converted.
+    whole: Option<Val>,
+}
+
+impl<'r, 'a> Eval<'r, 'a> {
+    fn new(req: &'r Request<'a>, steps: usize) -> Self {
+        Eval {
+            req,
+            depth: 0,
+            steps,
+            fields: Vec::new(),
+            whole: None,
+        }
+    }
+
+    /// `resource.<name>`, converted once per evaluation.
+    fn field(&mut self, name: &Rc<str>) -> Option<Val> {
+        if let Some((_, v)) = self.fields.iter().find(|(n, _)| n == name) {
+            return v.clone();
+        }
+        let v = self.req.resource.field(name);
+        self.fields.push((name.clone(), v.clone()));
+        v
+    }
+
+    fn whole(&mut self) -> Val {
+        self.whole
+            .get_or_insert_with(|| self.req.resource.whole())
+            .clone()
+    }
+
+    /// Whether the budget is spent; after any operation that counts steps.
+    fn spent(&self) -> bool {
+        self.steps > MAX_STEPS
+    }
 }
 
 impl Eval<'_, '_> {
@@ -405,12 +425,12 @@ impl Eval<'_, '_> {
             Node::Scopes => self.req.scopes.clone(),
             Node::Roles => self.req.roles.clone(),
             Node::Context => self.req.context.clone(),
-            Node::Resource => self.req.resource.whole(),
-            Node::ResourceField(f) => match self.req.resource.field(f) {
+            Node::Resource => self.whole(),
+            Node::ResourceField(f) => match self.field(f) {
                 Some(v) => v,
                 None => return err(format!("no such key `{f}` in resource")),
             },
-            Node::HasResourceField(f) => Val::Bool(self.req.resource.field(f).is_some()),
+            Node::HasResourceField(f) => Val::Bool(self.field(f).is_some()),
             Node::Local(slot) | Node::Accu(slot) => {
                 frame.get(*slot).cloned().unwrap_or(Ok(Val::Null))?
             }
@@ -505,11 +525,12 @@ impl Eval<'_, '_> {
                     None => Val::Null,
                 };
                 match (a, b) {
+                    // The compiler's `@result + [x]`: one element, paid by the iteration.
                     (Val::List(mut x), Val::List(y)) => {
                         Rc::make_mut(&mut x).extend(y.iter().cloned());
                         Val::List(x)
                     }
-                    (a, b) => binary(Op::Add, &a, &b)?,
+                    (a, b) => binary(Op::Add, &a, &b, &mut self.steps)?,
                 }
             }
             Node::Op(op @ (Op::Eq | Op::Ne), a, b)
@@ -518,11 +539,7 @@ impl Eval<'_, '_> {
             {
                 self.compare_field(*op, a, b, frame)?
             }
-            Node::Op(op, a, b) => {
-                let a = self.eval(a, frame)?;
-                let b = self.eval(b, frame)?;
-                binary(*op, &a, &b)?
-            }
+            Node::Op(op, a, b) => self.eval_op(*op, a, b, frame)?,
             Node::Call(f, args) => {
                 let mut vals = Vec::with_capacity(args.len());
                 for a in args {
@@ -541,7 +558,7 @@ impl Eval<'_, '_> {
                 result,
             } => {
                 let range = self.eval(range, frame)?;
-                let items = iteration(&range)?;
+                let items = Items::of(&range)?;
                 let need = (*iter).max(*accu) + 1;
                 if frame.len() < need {
                     frame.resize(need, Ok(Val::Null));
@@ -550,15 +567,15 @@ impl Eval<'_, '_> {
                 // accumulator, which `cond` (`@not_strictly_false`) lets the loop go past
                 // and a later `true || error` (exists) or `false && error` (all) absorbs.
                 frame[*accu] = self.eval(init, frame);
-                for item in items.iter() {
+                for item in items {
                     self.steps += 1;
-                    if self.steps > MAX_STEPS {
+                    if self.spent() {
                         return out_of_steps();
                     }
                     if !self.bool(cond, frame)? {
                         break;
                     }
-                    frame[*iter] = Ok(item.clone());
+                    frame[*iter] = Ok(item);
                     let next = self.eval(step, frame);
                     frame[*accu] = next;
                 }
@@ -594,80 +611,75 @@ impl Eval<'_, '_> {
     fn eval_op(&mut self, op: Op, a: &Node, b: &Node, frame: &mut Frame) -> Result<Val, EvalError> {
         let a = self.eval(a, frame)?;
         let b = self.eval(b, frame)?;
-        binary(op, &a, &b)
+        binary(op, &a, &b, &mut self.steps)
+    }
+}
+
+/// What a macro iterates: a list's elements, or a map's keys (CEL iterates maps by key),
+/// both in place: a macro that stops at its first element must not pay for the rest.
+enum Items<'v> {
+    List(std::slice::Iter<'v, Val>),
+    Keys(std::collections::btree_map::Keys<'v, Rc<str>, Val>),
+}
+
+impl<'v> Items<'v> {
+    fn of(range: &'v Val) -> Result<Items<'v>, EvalError> {
+        match range {
+            Val::List(l) => Ok(Items::List(l.iter())),
+            Val::Map(m) => Ok(Items::Keys(m.keys())),
+            other => err(format!("cannot iterate over a {}", other.type_name())),
+        }
     }
 
-    /// The macro's semantics, unrolled: `exists` is true at the first element in `set`,
-    /// else an error if some `in` failed, else false; `all` is false at the first element
-    /// not in `set`, else an error if some `in` failed, else true. An empty range never
-    /// evaluates `set`.
-    fn membership(
-        &mut self,
-        all: bool,
-        range: &Node,
-        set: &Node,
-        frame: &mut Frame,
-    ) -> Result<Val, EvalError> {
-        if let Node::ResourceField(name) = range {
-            let set = self.eval(set, frame);
-            if let Some((held, examined)) = self.req.resource.membership(name, &set, all) {
-                self.steps += examined;
-                if self.steps > MAX_STEPS {
-                    return out_of_steps();
-                }
-                return held.map(Val::Bool);
-            }
-        }
-        let range = self.eval(range, frame)?;
-        let items = iteration(&range)?;
-        if items.is_empty() {
-            return Ok(Val::Bool(all));
-        }
-        let set = self.eval(set, frame);
-        let mut error = None;
-        for item in items.iter() {
-            self.steps += 1;
-            if self.steps > MAX_STEPS {
-                return out_of_steps();
-            }
-            let held = match &set {
-                Ok(s) => binary(Op::In, item, s),
-                Err(e) => Err(e.clone()),
-            };
-            match held {
-                Ok(Val::Bool(b)) if b != all => return Ok(Val::Bool(b)),
-                Ok(Val::Bool(_)) => {}
-                Ok(other) => {
-                    error.get_or_insert(EvalError(format!(
-                        "expected bool, got {}",
-                        other.type_name()
-                    )));
-                }
-                Err(e) => {
-                    error.get_or_insert(e);
-                }
-            }
-        }
-        match error {
-            Some(e) => Err(e),
-            None => Ok(Val::Bool(all)),
+    fn len(&self) -> usize {
+        match self {
+            Items::List(l) => l.len(),
+            Items::Keys(k) => k.len(),
         }
     }
 }
 
-/// What a macro iterates: a list in place (the caller's value keeps it alive), a map's keys
-/// collected, as CEL iterates maps by key.
-fn iteration(range: &Val) -> Result<std::borrow::Cow<'_, [Val]>, EvalError> {
-    match range {
-        Val::List(l) => Ok(std::borrow::Cow::Borrowed(&l[..])),
-        Val::Map(m) => Ok(std::borrow::Cow::Owned(
-            m.keys().map(|k| Val::Str(k.clone())).collect(),
-        )),
-        other => err(format!("cannot iterate over a {}", other.type_name())),
+impl Iterator for Items<'_> {
+    type Item = Val;
+    fn next(&mut self) -> Option<Val> {
+        match self {
+            Items::List(l) => l.next().cloned(),
+            Items::Keys(k) => k.next().map(|k| Val::Str(k.clone())),
+        }
     }
 }
 
-fn binary(op: Op, a: &Val, b: &Val) -> Result<Val, EvalError> {
+/// [`Val::equals`], counting one step per list element and map entry compared.
+fn equals_counted(a: &Val, b: &Val, steps: &mut usize) -> bool {
+    match (a, b) {
+        (Val::List(x), Val::List(y)) => {
+            x.len() == y.len()
+                && x.iter().zip(y.iter()).all(|(p, q)| {
+                    *steps += 1;
+                    equals_counted(p, q, steps)
+                })
+        }
+        (Val::Map(x), Val::Map(y)) => {
+            x.len() == y.len()
+                && x.iter().all(|(k, v)| {
+                    *steps += 1;
+                    y.get(k).is_some_and(|w| equals_counted(v, w, steps))
+                })
+        }
+        _ => a.equals(b),
+    }
+}
+
+/// `elem in list`, counting one step per element compared (see [`MAX_STEPS`]).
+fn list_contains(list: &[Val], elem: &Val, steps: &mut usize) -> bool {
+    list.iter().any(|x| {
+        *steps += 1;
+        equals_counted(x, elem, steps)
+    })
+}
+
+/// A binary operator, adding the work it does on lists to `steps` (see [`MAX_STEPS`]).
+fn binary(op: Op, a: &Val, b: &Val, steps: &mut usize) -> Result<Val, EvalError> {
     let no = || {
         err(format!(
             "no overload of `{op:?}` for {} and {}",
@@ -684,14 +696,14 @@ fn binary(op: Op, a: &Val, b: &Val) -> Result<Val, EvalError> {
         )),
     };
     match op {
-        Op::Eq => Ok(Val::Bool(a.equals(b))),
-        Op::Ne => Ok(Val::Bool(!a.equals(b))),
+        Op::Eq => Ok(Val::Bool(equals_counted(a, b, steps))),
+        Op::Ne => Ok(Val::Bool(!equals_counted(a, b, steps))),
         Op::Lt => ord(|o| o == Ordering::Less),
         Op::Le => ord(|o| o != Ordering::Greater),
         Op::Gt => ord(|o| o == Ordering::Greater),
         Op::Ge => ord(|o| o != Ordering::Less),
         Op::In => match b {
-            Val::List(l) => Ok(Val::Bool(l.iter().any(|x| x.equals(a)))),
+            Val::List(l) => Ok(Val::Bool(list_contains(l, a, steps))),
             Val::Map(m) => match a {
                 Val::Str(k) => Ok(Val::Bool(m.contains_key(&**k))),
                 // Our maps have string keys only, so another key type is never there
@@ -727,9 +739,12 @@ fn binary(op: Op, a: &Val, b: &Val) -> Result<Val, EvalError> {
             (Val::Uint(x), Val::Uint(y)) => x.checked_add(*y).map(Val::Uint).ok_or_else(overflow),
             (Val::Double(x), Val::Double(y)) => Ok(Val::Double(x + y)),
             (Val::Str(x), Val::Str(y)) => Ok(Val::Str(Rc::from(format!("{x}{y}")))),
-            (Val::List(x), Val::List(y)) => Ok(Val::List(Rc::new(
-                x.iter().chain(y.iter()).cloned().collect(),
-            ))),
+            (Val::List(x), Val::List(y)) => {
+                *steps += x.len() + y.len();
+                Ok(Val::List(Rc::new(
+                    x.iter().chain(y.iter()).cloned().collect(),
+                )))
+            }
             (Val::Timestamp(t), Val::Duration(d)) | (Val::Duration(d), Val::Timestamp(t)) => {
                 timestamp(t + d)
             }
