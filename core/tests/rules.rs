@@ -204,7 +204,7 @@ fn bad_conditions_are_refused_with_their_position() {
         ("x.exists(y, y)", "unknown variable `x`", 1, 1),
         (
             "timestamp('yesterday') < context.time",
-            "invalid timestamp `yesterday`",
+            "`timestamp('yesterday')`: invalid timestamp",
             1,
             10,
         ),

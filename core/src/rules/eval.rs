@@ -459,8 +459,12 @@ impl Eval<'_, '_> {
                         return err("map keys must be strings");
                     };
                     let value = self.eval(v, frame)?;
-                    if out.insert(key.clone(), value).is_some() {
-                        return err(format!("duplicate map key `{key}`"));
+                    if out.insert(key, value).is_some() {
+                        // The key may be data: name its expression, not its value.
+                        return err(match describe(k) {
+                            Some(k) => format!("duplicate map key `{k}`"),
+                            None => "duplicate map key".to_string(),
+                        });
                     }
                 }
                 Val::Map(Rc::new(out))
@@ -539,13 +543,18 @@ impl Eval<'_, '_> {
             {
                 self.compare_field(*op, a, b, frame)?
             }
+            Node::Op(Op::Index, a, b) => {
+                let container = self.eval(a, frame)?;
+                let key = self.eval(b, frame)?;
+                index(&container, &key, describe(b).as_deref())?
+            }
             Node::Op(op, a, b) => self.eval_op(*op, a, b, frame)?,
             Node::Call(f, args) => {
                 let mut vals = Vec::with_capacity(args.len());
                 for a in args {
                     vals.push(self.eval(a, frame)?);
                 }
-                call(*f, &vals)?
+                call(*f, &vals).map_err(|e| named_call(*f, args, e))?
             }
             Node::Membership { all, range, set } => self.membership(*all, range, set, frame)?,
             Node::Fold {
@@ -680,13 +689,7 @@ fn list_contains(list: &[Val], elem: &Val, steps: &mut usize) -> bool {
 
 /// A binary operator, adding the work it does on lists to `steps` (see [`MAX_STEPS`]).
 fn binary(op: Op, a: &Val, b: &Val, steps: &mut usize) -> Result<Val, EvalError> {
-    let no = || {
-        err(format!(
-            "no overload of `{op:?}` for {} and {}",
-            a.type_name(),
-            b.type_name()
-        ))
-    };
+    let no = || binary_no_overload(op, a, b);
     let ord = |want: fn(Ordering) -> bool| match a.compare(b) {
         Some(o) => Ok(Val::Bool(want(o))),
         None => err(format!(
@@ -714,26 +717,7 @@ fn binary(op: Op, a: &Val, b: &Val, steps: &mut usize) -> Result<Val, EvalError>
             },
             _ => no(),
         },
-        Op::Index => match (a, b) {
-            (Val::List(l), idx) => {
-                let i = match idx {
-                    Val::Int(i) => *i,
-                    Val::Uint(u) => i64::try_from(*u).unwrap_or(i64::MAX),
-                    Val::Double(d) if d.fract() == 0.0 => *d as i64,
-                    _ => return no(),
-                };
-                usize::try_from(i)
-                    .ok()
-                    .and_then(|i| l.get(i))
-                    .cloned()
-                    .ok_or_else(|| EvalError(format!("index {i} out of range")))
-            }
-            (Val::Map(m), Val::Str(k)) => m
-                .get(&**k)
-                .cloned()
-                .ok_or_else(|| EvalError(format!("no such key `{k}`"))),
-            _ => no(),
-        },
+        Op::Index => index(a, b, None),
         Op::Add => match (a, b) {
             (Val::Int(x), Val::Int(y)) => x.checked_add(*y).map(Val::Int).ok_or_else(overflow),
             (Val::Uint(x), Val::Uint(y)) => x.checked_add(*y).map(Val::Uint).ok_or_else(overflow),
@@ -780,6 +764,94 @@ fn binary(op: Op, a: &Val, b: &Val, steps: &mut usize) -> Result<Val, EvalError>
             _ => no(),
         },
     }
+}
+
+/// `a[b]`; an error names the index by `key`, its expression when known (see [`describe`]),
+/// never by its value, which may be data.
+fn index(a: &Val, b: &Val, key: Option<&str>) -> Result<Val, EvalError> {
+    match (a, b) {
+        (Val::List(l), idx) => {
+            let i = match idx {
+                Val::Int(i) => *i,
+                Val::Uint(u) => i64::try_from(*u).unwrap_or(i64::MAX),
+                Val::Double(d) if d.fract() == 0.0 => *d as i64,
+                _ => return binary_no_overload(Op::Index, a, b),
+            };
+            usize::try_from(i)
+                .ok()
+                .and_then(|i| l.get(i))
+                .cloned()
+                .ok_or_else(|| match key {
+                    Some(k) => EvalError(format!("index `{k}` out of range")),
+                    None => EvalError("index out of range".into()),
+                })
+        }
+        (Val::Map(m), Val::Str(k)) => m.get(&**k).cloned().ok_or_else(|| match key {
+            Some(k) => EvalError(format!("no such key `{k}`")),
+            None => EvalError("no such key".into()),
+        }),
+        _ => binary_no_overload(Op::Index, a, b),
+    }
+}
+
+fn binary_no_overload<T>(op: Op, a: &Val, b: &Val) -> Result<T, EvalError> {
+    err(format!(
+        "no overload of `{op:?}` for {} and {}",
+        a.type_name(),
+        b.type_name()
+    ))
+}
+
+/// The rule text an expression was written as, when it is a path (`resource.pin`,
+/// `claims.a.b`) or a constant (which only the rule's text can make): what an error may
+/// name instead of a value, which may be data the reader of the error cannot see.
+fn describe(node: &Node) -> Option<String> {
+    Some(match node {
+        Node::Claims => "claims".into(),
+        Node::Scopes => "scopes".into(),
+        Node::Roles => "roles".into(),
+        Node::Context => "context".into(),
+        Node::Resource => "resource".into(),
+        Node::ResourceField(f) => format!("resource.{f}"),
+        Node::Select(inner, f) => format!("{}.{f}", describe(inner)?),
+        Node::Op(Op::Index, a, b) => format!("{}[{}]", describe(a)?, describe(b)?),
+        Node::Const(Val::Str(s)) => format!("'{}'", crate::token::quote(s)),
+        Node::Const(
+            v @ (Val::Null | Val::Bool(_) | Val::Int(_) | Val::Uint(_) | Val::Double(_)),
+        ) => v.to_string(),
+        _ => return None,
+    })
+}
+
+/// A conversion's or parse's error, prefixed with the call as the rule wrote it when an
+/// argument can be named (see [`describe`]; `…` for one that cannot), so the error says
+/// which attribute failed without quoting its value.
+fn named_call(f: Builtin, args: &[Node], e: EvalError) -> EvalError {
+    let converts = matches!(
+        f,
+        Builtin::Int
+            | Builtin::Uint
+            | Builtin::Double
+            | Builtin::Bool
+            | Builtin::Timestamp
+            | Builtin::Duration
+            | Builtin::Accessor(_)
+    );
+    let names: Vec<Option<String>> = args.iter().map(describe).collect();
+    if !converts || names.iter().all(Option::is_none) {
+        return e;
+    }
+    let shown: Vec<String> = names
+        .into_iter()
+        .map(|n| n.unwrap_or_else(|| "…".into()))
+        .collect();
+    let call = match (f, shown.split_first()) {
+        (Builtin::Accessor(_), Some((receiver, rest))) => {
+            format!("{receiver}.{}({})", name(f), rest.join(", "))
+        }
+        _ => format!("{}({})", name(f), shown.join(", ")),
+    };
+    EvalError(format!("`{call}`: {}", e.0))
 }
 
 fn overflow() -> EvalError {
@@ -843,10 +915,9 @@ fn call(f: Builtin, args: &[Val]) -> Result<Val, EvalError> {
             {
                 Ok(Val::Int(d.trunc() as i64))
             }
-            Some(Val::Str(s)) => s
-                .parse()
-                .map(Val::Int)
-                .map_err(|_| EvalError(format!("cannot convert `{s}` to int"))),
+            Some(Val::Str(s)) => s.parse().map(Val::Int).map_err(|_| {
+                EvalError("cannot convert a string to int (not an integer, or out of range)".into())
+            }),
             Some(Val::Timestamp(t)) => Ok(Val::Int(t.div_euclid(NANOS) as i64)),
             Some(Val::Double(_)) => Err(overflow()),
             _ => no(),
@@ -857,10 +928,12 @@ fn call(f: Builtin, args: &[Val]) -> Result<Val, EvalError> {
             Some(Val::Double(d)) if *d >= 0.0 && *d < 18_446_744_073_709_551_616.0 => {
                 Ok(Val::Uint(d.trunc() as u64))
             }
-            Some(Val::Str(s)) => s
-                .parse()
-                .map(Val::Uint)
-                .map_err(|_| EvalError(format!("cannot convert `{s}` to uint"))),
+            Some(Val::Str(s)) => s.parse().map(Val::Uint).map_err(|_| {
+                EvalError(
+                    "cannot convert a string to uint (not an unsigned integer, or out of range)"
+                        .into(),
+                )
+            }),
             Some(Val::Double(_)) => Err(overflow()),
             _ => no(),
         },
@@ -871,7 +944,7 @@ fn call(f: Builtin, args: &[Val]) -> Result<Val, EvalError> {
             Some(Val::Str(s)) => s
                 .parse()
                 .map(Val::Double)
-                .map_err(|_| EvalError(format!("cannot convert `{s}` to double"))),
+                .map_err(|_| EvalError("cannot convert a string to double (not a number)".into())),
             _ => no(),
         },
         Builtin::String => match args.first() {
@@ -890,7 +963,9 @@ fn call(f: Builtin, args: &[Val]) -> Result<Val, EvalError> {
             Some(Val::Str(s)) => match &**s {
                 "true" | "True" | "TRUE" | "t" | "1" => Ok(Val::Bool(true)),
                 "false" | "False" | "FALSE" | "f" | "0" => Ok(Val::Bool(false)),
-                _ => err(format!("cannot convert `{s}` to bool")),
+                _ => err(
+                    "cannot convert a string to bool (not `true`, `false` or a spelling of them)",
+                ),
             },
             _ => no(),
         },
