@@ -60,7 +60,7 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 # The emit_log_hook (tokens redacted from the log) needs the library preloaded; the pg_test
-# cluster of `cargo pgrx test` runs without it, and shows what works without preloading.
+# cluster of cargo pgrx test runs without it, and shows what works without preloading.
 shared_preload_libraries = 'pg_oidc_authz'
 # Logical replication between two databases of this cluster (tests/e2e/test_logical.py).
 wal_level = logical

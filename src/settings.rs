@@ -264,7 +264,11 @@ fn decode(ptr: *const c_char) -> Raw {
     if bytes.is_empty() {
         return None;
     }
-    Some(std::str::from_utf8(bytes).map(str::to_owned).map_err(|_| NotUtf8))
+    Some(
+        std::str::from_utf8(bytes)
+            .map(str::to_owned)
+            .map_err(|_| NotUtf8),
+    )
 }
 
 fn lossy(ptr: *const c_char) -> String {
@@ -272,7 +276,9 @@ fn lossy(ptr: *const c_char) -> String {
         return String::new();
     }
     // SAFETY: non-null and NUL-terminated (checked by the caller's `decode`).
-    unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(ptr) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 pub fn audit() -> bool {

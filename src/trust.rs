@@ -188,8 +188,7 @@ struct FreshSnapshot {
 impl FreshSnapshot {
     fn push() -> FreshSnapshot {
         // SAFETY: plain reads of the transaction state.
-        let (isolation, parallel) =
-            unsafe { (pg_sys::XactIsoLevel, pg_sys::IsInParallelMode()) };
+        let (isolation, parallel) = unsafe { (pg_sys::XactIsoLevel, pg_sys::IsInParallelMode()) };
         if isolation >= pg_sys::XACT_REPEATABLE_READ as i32 || parallel {
             LOADED_UNDER_OLD_SNAPSHOT.store(true, Ordering::Relaxed);
             return FreshSnapshot { pushed: false };
@@ -281,7 +280,11 @@ fn report_invalid<E: std::fmt::Display>(table: Table, errors: &[E], consequence:
 pub fn load() -> TrustConfig {
     let (config, errors) = TrustConfig::from_rows(&read(Table::Issuers));
     let errors: Vec<String> = errors.into_iter().map(|ConfigError(e)| e).collect();
-    report_invalid(Table::Issuers, &errors, "is skipped (its tokens are refused)");
+    report_invalid(
+        Table::Issuers,
+        &errors,
+        "is skipped (its tokens are refused)",
+    );
     config
 }
 

@@ -114,17 +114,36 @@ mod tests {
     #[test]
     fn tokens_are_blotted_out() {
         let cases = [
-            (format!("statement: select set_config('oidc.token', '{TOKEN}', true)"),
-             "statement: select set_config('oidc.token', '[redacted token]', true)".to_string()),
-            (format!("parameters: $1 = '{TOKEN}'"), "parameters: $1 = '[redacted token]'".into()),
-            (format!("{{\"authorization\": \"Bearer {TOKEN}\"}}"),
-             "{\"authorization\": \"Bearer [redacted token]\"}".into()),
-            (format!("{TOKEN} and {TOKEN}"), "[redacted token] and [redacted token]".into()),
+            (
+                format!("statement: select set_config('oidc.token', '{TOKEN}', true)"),
+                "statement: select set_config('oidc.token', '[redacted token]', true)".to_string(),
+            ),
+            (
+                format!("parameters: $1 = '{TOKEN}'"),
+                "parameters: $1 = '[redacted token]'".into(),
+            ),
+            (
+                format!("{{\"authorization\": \"Bearer {TOKEN}\"}}"),
+                "{\"authorization\": \"Bearer [redacted token]\"}".into(),
+            ),
+            (
+                format!("{TOKEN} and {TOKEN}"),
+                "[redacted token] and [redacted token]".into(),
+            ),
             // Unsigned, and a JWE's five segments.
-            ("eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0.".into(), "[redacted token]".into()),
-            ("eyJhbGciOiJSU0EtT0FFUCJ9.a.b.c.d".into(), "[redacted token]".into()),
+            (
+                "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0.".into(),
+                "[redacted token]".into(),
+            ),
+            (
+                "eyJhbGciOiJSU0EtT0FFUCJ9.a.b.c.d".into(),
+                "[redacted token]".into(),
+            ),
             // A header with leading whitespace: `{ "alg"…` is `eyAi…`.
-            ("eyAiYWxnIjoiSFMyNTYifQ.e30.c2ln".into(), "[redacted token]".into()),
+            (
+                "eyAiYWxnIjoiSFMyNTYifQ.e30.c2ln".into(),
+                "[redacted token]".into(),
+            ),
             // Text glued before the token is kept.
             (format!("x.{TOKEN}"), "x.[redacted token]".into()),
         ];

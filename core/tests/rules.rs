@@ -204,7 +204,7 @@ fn bad_conditions_are_refused_with_their_position() {
         ("x.exists(y, y)", "unknown variable `x`", 1, 1),
         (
             "timestamp('yesterday') < context.time",
-            "invalid timestamp `yesterday`",
+            "`timestamp('yesterday')`: invalid timestamp",
             1,
             10,
         ),
@@ -406,19 +406,95 @@ fn split_conditions_share_one_step_budget() {
     }
 }
 
+/// A resource attribute read in a macro's body is converted once per evaluation, not once
+/// per iteration (that work is not counted as steps, so it must not multiply).
+#[test]
+fn resource_attributes_are_converted_once_per_evaluation() {
+    use oidc_authz_core::rules::compile::compile;
+    use oidc_authz_core::rules::eval::Resource;
+    use std::cell::Cell;
+
+    struct Counting {
+        row: Val,
+        fields: Cell<usize>,
+        wholes: Cell<usize>,
+    }
+    impl Resource for Counting {
+        fn field(&self, name: &str) -> Option<Val> {
+            self.fields.set(self.fields.get() + 1);
+            self.row.field(name)
+        }
+        fn whole(&self) -> Val {
+            self.wholes.set(self.wholes.get() + 1);
+            self.row.clone()
+        }
+    }
+    let groups: Vec<String> = (0..50).map(|i| format!("g{i}")).collect();
+    let w = world(json!({"groups": groups}));
+    for (condition, fields, wholes) in [
+        (
+            "claims.groups.exists(g, resource.labels.exists(l, l == g))",
+            1,
+            0,
+        ),
+        (
+            "claims.groups.exists(g, has(resource.labels) && g == resource.owner)",
+            2,
+            0,
+        ),
+        (
+            "claims.groups.all(g, resource.owner != g && resource.labels != [g])",
+            2,
+            0,
+        ),
+        (
+            "claims.groups.exists(g, g in resource.labels || false)",
+            1,
+            0,
+        ),
+        ("claims.groups.exists(g, resource == {'owner': g})", 0, 1),
+    ] {
+        let resource = Counting {
+            row: Val::from_json(&json!({"owner": "bob", "labels": ["x", "y"]})),
+            fields: Cell::new(0),
+            wholes: Cell::new(0),
+        };
+        let req = Request {
+            claims: &w.claims,
+            scopes: &w.scopes,
+            roles: &w.roles,
+            context: &w.context,
+            resource: &resource,
+        };
+        let program = compile(condition).expect("compiles");
+        let first = program.evaluate(&req).map(|v| v.to_json());
+        assert!(first.is_ok(), "{condition}: {first:?}");
+        assert_eq!(
+            (resource.fields.get(), resource.wholes.get()),
+            (fields, wholes),
+            "{condition}"
+        );
+    }
+}
+
 /// A row that fails to load (written around the validating trigger) fails closed: an
 /// invalid permit grants nothing, an invalid forbid denies wherever it may match, and one
 /// whose actions or type cannot be read denies everything.
 #[test]
 fn a_rule_that_cannot_load_fails_closed() {
     let w = world(json!({"sub": "alice"}));
-    let permit_all = json!({"name": "all", "effect": "permit", "actions": ["*"], "resource_type": "*"});
+    let permit_all =
+        json!({"name": "all", "effect": "permit", "actions": ["*"], "resource_type": "*"});
     let rows = |broken: serde_json::Value| vec![permit_all.clone(), broken];
     let cases = [
         // (broken row, (action, type) → allowed)
         (
             json!({"name": "f", "effect": "forbid", "actions": ["read"], "resource_type": "doc", "condition": "resource.x =="}),
-            vec![(("read", "doc"), false), (("write", "doc"), true), (("read", "note"), true)],
+            vec![
+                (("read", "doc"), false),
+                (("write", "doc"), true),
+                (("read", "note"), true),
+            ],
         ),
         (
             json!({"name": "f", "effect": "forbid", "actions": [""], "resource_type": "", "condition": null}),
@@ -441,10 +517,16 @@ fn a_rule_that_cannot_load_fails_closed() {
         let (set, errors) = RuleSet::from_rows(&rows(broken.clone()));
         assert_eq!(errors.len(), 1, "{broken}");
         for ((action, rtype), want) in decisions {
-            assert_eq!(allowed(&set, &w, action, rtype, json!({})), want, "{broken} {action} {rtype}");
+            assert_eq!(
+                allowed(&set, &w, action, rtype, json!({})),
+                want,
+                "{broken} {action} {rtype}"
+            );
         }
     }
     // Alone, an invalid permit grants nothing.
-    let (set, _) = RuleSet::from_rows(&[json!({"name": "p", "effect": "permit", "actions": ["read"], "resource_type": "doc", "condition": "=="})]);
+    let (set, _) = RuleSet::from_rows(&[
+        json!({"name": "p", "effect": "permit", "actions": ["read"], "resource_type": "doc", "condition": "=="}),
+    ]);
     assert!(!allowed(&set, &w, "read", "doc", json!({})));
 }

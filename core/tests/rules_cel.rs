@@ -185,8 +185,8 @@ cel_tests! {
         "[1, 2] + [3]" => v(json!([1, 2, 3])),
         "claims.groups + scopes" => v(json!(["eng", "ops", "docs:read", "docs:write"])),
         "[1, 2][1]" => v(json!(2)),
-        "[1, 2][2]" => refused("index 2 out of range"),
-        "claims.groups[2]" => fails("index 2 out of range"),
+        "[1, 2][2]" => refused("index `2` out of range"),
+        "claims.groups[2]" => fails("index `2` out of range"),
         "claims.groups[-1]" => fails("out of range"),
         "claims.groups['0']" => fails("no overload"),
         "[1, 2] == [1.0, 2u]" => v(json!(true)),
@@ -199,8 +199,8 @@ cel_tests! {
         "{}" => v(json!({})),
         "{'a': 1, 'b': {'c': [2]}}" => v(json!({"a": 1, "b": {"c": [2]}})),
         "{'a': 1}.a + {'a': 1}['a']" => v(json!(2)),
-        "{'a': 1, 'a': 2}" => refused("duplicate map key `a`"),
-        "{'k': claims.sub, 'k': resource.owner}" => fails("duplicate map key `k`"),
+        "{'a': 1, 'a': 2}" => refused("duplicate map key `'a'`"),
+        "{'k': claims.sub, 'k': resource.owner}" => fails("duplicate map key `'k'`"),
         "{'a': 1} == {'a': 1.0}" => v(json!(true)),
         "{'a': 1} == {'b': 1}" => v(json!(false)),
         // Our subset: maps come from JSON, or literals keyed by strings.
@@ -332,16 +332,16 @@ cel_tests! {
         "timestamp('2026-11-27T10:00:00.5Z')" => ts("2026-11-27T10:00:00.5Z"),
         "timestamp(1795773600)" => ts("2026-11-27T10:00:00Z"),
         "timestamp('0001-01-01T00:00:00Z')" => ts("0001-01-01T00:00:00Z"),
-        "timestamp('2026-11-27')" => refused("invalid timestamp `2026-11-27`"),
+        "timestamp('2026-11-27')" => refused("`timestamp('2026-11-27')`: invalid timestamp"),
         "timestamp(253402300800)" => refused("timestamp out of range"),
-        "timestamp(claims.sub)" => fails("invalid timestamp `alice`"),
+        "timestamp(claims.sub)" => fails("`timestamp(claims.sub)`: invalid timestamp"),
         "timestamp(claims.exp) < timestamp('2031-01-01T00:00:00Z')" => v(json!(true)),
         "duration('1h30m')" => dur(5_400 * NANOS),
         "duration('-1.5h')" => dur(-5_400 * NANOS),
         "duration('1h34us')" => dur(3_600 * NANOS + 34_000),
         "duration('0')" => dur(0),
-        "duration('1d')" => refused("invalid duration `1d`"),
-        "duration('1')" => refused("invalid duration `1`"),
+        "duration('1d')" => refused("`duration('1d')`: invalid duration"),
+        "duration('1')" => refused("`duration('1')`: invalid duration"),
         "context.time + duration('1h') - context.time == duration('3600s')" => v(json!(true)),
         "context.time - timestamp('2026-11-27T09:00:00Z') > duration('1h')" => v(json!(true)),
         "timestamp(claims.exp) - duration('24h') > context.time" => v(json!(true)),
@@ -373,8 +373,8 @@ cel_tests! {
         "context.time.getHours('-08:00')" => v(json!(2)),
         // the conformance suite reads an unsigned offset as east (`getHours('02:00')`)
         "context.time.getHours('02:00')" => v(json!(12)),
-        "context.time.getHours('+5:30')" => fails("unknown time zone `+5:30`"),
-        "context.time.getHours('Mars/Olympus')" => fails("unknown time zone `Mars/Olympus`"),
+        "context.time.getHours('+5:30')" => fails("`context.time.getHours('+5:30')`: unknown time zone"),
+        "context.time.getHours('Mars/Olympus')" => fails("`context.time.getHours('Mars/Olympus')`: unknown time zone"),
         "context.time.getHours(1)" => fails("no overload"),
         // past midnight in Kiritimati (+14): Saturday the 28th
         "[context.time.getDayOfWeek('Pacific/Kiritimati'), context.time.getDate('Pacific/Kiritimati')]"
@@ -441,7 +441,7 @@ cel_tests! {
     conversions {
         "int(1.9) + int(-1.9)" => v(json!(0)),
         "int('42') + int(7u)" => v(json!(49)),
-        "int('4.2')" => refused("cannot convert `4.2` to int"),
+        "int('4.2')" => refused("`int('4.2')`: cannot convert a string to int"),
         "int(claims.big)" => fails("integer overflow"),
         "uint(42)" => uint(42),
         "uint(-1)" => refused("integer overflow"),
@@ -450,7 +450,7 @@ cel_tests! {
         "string(claims.n) + string(1u) + string(2.5) + string(true)" => v(json!("312.5true")),
         "string(-4.5e-3)" => v(json!("-0.0045")),
         "bool('true') && !bool('f')" => v(json!(true)),
-        "bool('yes')" => refused("cannot convert `yes` to bool"),
+        "bool('yes')" => refused("`bool('yes')`: cannot convert a string to bool"),
         "dyn(claims.n) == 3" => v(json!(true)),
     }
 
@@ -717,9 +717,9 @@ fn hostile_conditions_fail_without_crashing() {
             ("a".repeat(MAX_SOURCE + 1), refused("longer than 4096 bytes")),
             // a million iterations: stopped by the step budget, which `||` does not absorb
             (format!("{hundred}.map(a, {hundred}.map(b, {hundred}.map(c, a + b + c))) == [] || true"),
-                fails("more than 100000 macro iterations")),
+                fails("more than 100000 evaluation steps")),
             (format!("{hundred}.exists(a, {hundred}.exists(b, {hundred}.exists(c, false)))"),
-                fails("more than 100000 macro iterations")),
+                fails("more than 100000 evaluation steps")),
             // 10 100 iterations are fine
             (format!("{hundred}.exists(a, {hundred}.exists(b, a == 99 && b == 99))"), v(json!(true))),
             (format!("size('{}')", "é".repeat(2000)), v(json!(2000))),
@@ -771,12 +771,178 @@ fn the_step_budget_counts_macro_iterations() {
         w.resource = Val::Map(Rc::new(resource));
         let got = run(&w, "resource.labels.all(l, l)");
         let want_ok = matches!(got, Ok(Ok(Val::Bool(true))));
-        let want_err = matches!(&got, Ok(Err(m)) if m.contains("macro iterations"));
+        let want_err = matches!(&got, Ok(Err(m)) if m.contains("evaluation steps"));
         assert!(
             if within { want_ok } else { want_err },
             "{len} iterations: {got:?}"
         );
     }
+}
+
+/// List work counts too (see `MAX_STEPS`): `in` over a list one step per element compared,
+/// `==` per element compared, `+` per element copied; so 800 groups against 300 000 labels
+/// cannot cost their product (0.5 s a row before). The membership shortcut hashes a large
+/// set as it scans it: no match costs 300 000 steps, over the budget, so the condition fails
+/// (a permit does not hold, a forbid does); an early match costs a few steps.
+#[test]
+fn the_step_budget_bounds_list_work() {
+    let mut w = world();
+    let groups: Vec<Val> = (0..800).map(|i| Val::str(&format!("g{i}"))).collect();
+    let mut claims = value_map(&w.claims);
+    claims.insert("groups".into(), Val::List(Rc::new(groups)));
+    w.claims = Val::Map(Rc::new(claims));
+    let with_labels = |w: &mut World, labels: Vec<Val>| {
+        let mut resource = value_map(&w.resource);
+        resource.insert("labels".into(), Val::List(Rc::new(labels)));
+        w.resource = Val::Map(Rc::new(resource));
+    };
+    let labels = |n: usize, first: &str| -> Vec<Val> {
+        std::iter::once(Val::str(first))
+            .chain((1..n).map(|i| Val::str(&format!("l{i}"))))
+            .collect()
+    };
+    let out = "more than 100000 evaluation steps";
+    let shortcut = "claims.groups.exists(g, g in resource.labels)";
+    // `|| false` keeps the compiler from taking the shortcut: a plain `in` in a loop.
+    let plain = "claims.groups.exists(g, g in resource.labels || false)";
+
+    // 800 × 300 000: decided when a label matches early, out of steps when none does.
+    with_labels(&mut w, labels(300_000, "g0"));
+    let cases = [(shortcut, v(json!(true))), (plain, v(json!(true)))];
+    let wrong = mismatches(&w, &cases);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    with_labels(&mut w, labels(300_000, "l0"));
+    let cases = [
+        (shortcut, fails(out)),
+        (plain, fails(out)),
+        ("claims.groups.all(g, !(g in resource.labels))", fails(out)),
+        ("'g0' in resource.labels", fails(out)),
+        ("resource.labels == resource.labels", fails(out)),
+        ("size(resource.labels + ['x']) > 0", fails(out)),
+    ];
+    let wrong = mismatches(&w, &cases);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    // 100 groups × 1000 labels, no match: 1000 steps to hash the labels, 100 for the groups;
+    // compared one by one, 100 × 1001 steps would be over the budget.
+    let mut claims = value_map(&w.claims);
+    let hundred: Vec<Val> = (0..100).map(|i| Val::str(&format!("g{i}"))).collect();
+    claims.insert("groups".into(), Val::List(Rc::new(hundred)));
+    w.claims = Val::Map(Rc::new(claims));
+    with_labels(&mut w, labels(1000, "l0"));
+    let cases = [
+        (shortcut, v(json!(false))),
+        (
+            "claims.groups.all(g, g in resource.labels)",
+            v(json!(false)),
+        ),
+        (
+            "resource.labels.exists(l, l in claims.groups)",
+            v(json!(false)),
+        ),
+        (plain, fails(out)),
+    ];
+    let wrong = mismatches(&w, &cases);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// An evaluation error names the expression that failed (`resource.pin`), never the value:
+/// `oidc.require()` puts the error in its DETAIL, for a caller who may not be allowed to
+/// read that column.
+#[test]
+fn evaluation_errors_never_quote_values() {
+    const SECRET: &str = "TOP-SECRET-PIN-4711";
+    let mut w = world();
+    let mut resource = value_map(&w.resource);
+    for (k, v) in [
+        ("pin", Val::str(SECRET)),
+        ("pins", Val::List(Rc::new(vec![Val::str(SECRET)]))),
+        ("code", Val::Int(4711)),
+    ] {
+        resource.insert(k.into(), v);
+    }
+    w.resource = Val::Map(Rc::new(resource));
+    let cases = [
+        (
+            "int(resource.pin) == 1",
+            Some("`int(resource.pin)`: cannot convert a string to int"),
+        ),
+        (
+            "uint(resource.pin) == 1u",
+            Some("`uint(resource.pin)`: cannot convert a string to uint"),
+        ),
+        (
+            "double(resource.pin) > 0.0",
+            Some("`double(resource.pin)`: cannot convert a string"),
+        ),
+        (
+            "bool(resource.pin)",
+            Some("`bool(resource.pin)`: cannot convert a string to bool"),
+        ),
+        (
+            "timestamp(resource.pin) < context.time",
+            Some("`timestamp(resource.pin)`: invalid timestamp"),
+        ),
+        (
+            "duration(resource.pin) > duration('1s')",
+            Some("`duration(resource.pin)`: invalid duration"),
+        ),
+        (
+            "context.time.getHours(resource.pin) == 1",
+            Some("`context.time.getHours(resource.pin)`: unknown time zone"),
+        ),
+        (
+            "size({resource.owner: 1, resource.pin: 2, resource.pins[0]: 3}) == 3",
+            Some("duplicate map key `resource.pins[0]`"),
+        ),
+        (
+            "claims.groups[resource.code] == 'x'",
+            Some("index `resource.code` out of range"),
+        ),
+        (
+            "resource.meta[resource.pin] == 'x'",
+            Some("no such key `resource.pin`"),
+        ),
+        // a loop variable has no name to give: only the types are said
+        (
+            "resource.pins.exists(p, int(p) > 0)",
+            Some("cannot convert a string to int"),
+        ),
+        (
+            "resource.pins.exists(p, {p: 1, p: 2} == {})",
+            Some("duplicate map key"),
+        ),
+        (
+            "resource.pins.exists(p, timestamp(p) < context.time)",
+            Some("invalid timestamp"),
+        ),
+        (
+            "[resource.code].exists(i, claims.groups[i] == 'x')",
+            Some("index out of range"),
+        ),
+        (
+            "resource.pins.exists(p, resource.meta[p] == 'x')",
+            Some("no such key"),
+        ),
+        ("resource.pin + 1 == 2", None),
+        ("resource.pin < 1", None),
+        ("-resource.pin == 1", None),
+        ("resource.pin.startsWith(1)", None),
+    ];
+    let mut wrong = Vec::new();
+    for (condition, names) in cases {
+        match run(&w, condition) {
+            Ok(Err(m)) if m.contains(SECRET) || m.contains("4711") => {
+                wrong.push(format!("{condition}: `{m}` quotes the value"))
+            }
+            Ok(Err(m)) if names.is_some_and(|n| !m.contains(n)) => {
+                wrong.push(format!("{condition}: `{m}` lacks {names:?}"))
+            }
+            Ok(Err(_)) => {}
+            other => wrong.push(format!("{condition}: {other:?}, want an error")),
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 /// Trees up to `MAX_DEPTH` levels compile; one level more is refused with its position.

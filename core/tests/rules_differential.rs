@@ -420,7 +420,7 @@ const DIVERGENCES: &[Divergence] = &[
             ),
             (
                 "dyn([1, 2, 3][3]) || true",
-                Want::Refused("index 3 out of range"),
+                Want::Refused("index `3` out of range"),
             ),
         ],
     },
@@ -450,7 +450,7 @@ const DIVERGENCES: &[Divergence] = &[
               sign is allowed",
         cases: &[(
             "duration('1h-30m')",
-            Want::Refused("invalid duration `1h-30m`"),
+            Want::Refused("`duration('1h-30m')`: invalid duration"),
         )],
     },
     Divergence {
@@ -465,7 +465,7 @@ const DIVERGENCES: &[Divergence] = &[
               Digit Digit` (langdef Timezones), so we refuse it",
         cases: &[(
             "context.time.getHours('+5:30')",
-            Want::Failed("unknown time zone `+5:30`"),
+            Want::Failed("`context.time.getHours('+5:30')`: unknown time zone"),
         )],
     },
     Divergence {

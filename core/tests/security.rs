@@ -620,15 +620,7 @@ fn keys_carried_by_the_token_are_never_used() {
 #[test]
 fn kid_must_match_a_configured_key_exactly() {
     let t = public_keys();
-    for kid in [
-        "../../x",
-        "' or 1=1 --",
-        "RSA-1",
-        "rsa-1 ",
-        "rsa-1\0",
-        "",
-        "*",
-    ] {
+    for kid in ["../../x", "' or 1=1 --", "RSA-1", "rsa-1 ", "", "*"] {
         let token = sign(
             &header(Algorithm::RS256, Some(kid)),
             &claims(),
@@ -636,6 +628,13 @@ fn kid_must_match_a_configured_key_exactly() {
         );
         rejects!(t, token, TokenError::UnknownKid(_) => "kid");
     }
+    // A kid ending in U+0000 is refused before any key is looked up, as any string holding it.
+    let token = sign(
+        &header(Algorithm::RS256, Some("rsa-1\0")),
+        &claims(),
+        &keys().rsa.key,
+    );
+    rejects!(t, token, TokenError::NulCharacter => "nul");
     // A JWKS naming two keys alike is refused when configured.
     let k = keys();
     let mut twin = k.ec256b.jwk.clone();
@@ -894,6 +893,76 @@ fn duplicate_members_are_refused() {
         raw_rs256(r#"{"alg":"RS256","kid":"rsa-1"}"#, &payload),
         TokenError::Malformed(m) if m.contains("duplicate") => "format"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row: U+0000 in a string
+
+/// Postgres text cannot hold U+0000: a claim read as text would end at it, so
+/// `victim@example.test\u0000x` would read as the victim's `sub`. Any JSON string holding it,
+/// value or member name, at any depth, in the payload or the header, refuses the token, in
+/// `verify_untimed` (what the extension calls) as in `verify_token`.
+#[test]
+fn nul_characters_in_strings_are_refused() {
+    let t = public_keys();
+    let rs = r#"{"alg":"RS256","kid":"rsa-1"}"#;
+    // The payload as JSON text, `sub` spelt byte for byte.
+    let with_sub = |sub: &str| {
+        format!(
+            r#"{{"iss":"{ISS}","aud":"{AUD}","exp":{},"sub":"{sub}"}}"#,
+            NOW + 600
+        )
+    };
+    let tokens = [
+        rs256(&claims_with(
+            "sub",
+            Some(json!("victim@example.test\u{0}x")),
+        )),
+        rs256(&claims_with(
+            "realm_access",
+            Some(json!({"roles": ["reader", "admin\u{0}"]})),
+        )),
+        rs256(&claims_with("ext", Some(json!({"deep": [{"x\u{0}y": 1}]})))),
+        rs256(&claims_with("\u{0}", Some(json!(1)))),
+        raw_rs256(rs, &with_sub(r"victim\u0000")),
+        raw_rs256(
+            r#"{"alg":"RS256","kid":"rsa-1\u0000"}"#,
+            &claims().to_string(),
+        ),
+        raw_rs256(
+            r#"{"alg":"RS256","kid":"rsa-1","x\u0000":"y"}"#,
+            &claims().to_string(),
+        ),
+        raw_rs256(
+            r#"{"alg":"RS256","kid":"rsa-1","typ":"JWT\u0000"}"#,
+            &claims().to_string(),
+        ),
+    ];
+    for token in tokens {
+        rejects!(t, token, TokenError::NulCharacter => "nul");
+        let untimed = oidc_authz_core::verify_untimed(&token, &t, MAX_LEN);
+        assert!(
+            matches!(untimed, Err(TokenError::NulCharacter)),
+            "verify_untimed: {untimed:?}"
+        );
+    }
+    let err = TokenError::NulCharacter.to_string();
+    assert!(err.contains("U+0000") && !err.contains("victim"), "{err}");
+
+    // The six characters `\u0000` (an escaped backslash in the JSON text) are no NUL.
+    let v = accepted(&rs256(&claims_with("sub", Some(json!("a\\u0000b")))), &t);
+    assert_eq!(v.sub.as_deref(), Some("a\\u0000b"));
+    let v = accepted(&raw_rs256(rs, &with_sub(r"\\u0000")), &t);
+    assert_eq!(v.sub.as_deref(), Some(r"\u0000"));
+}
+
+/// The extension reports a token setting whose bytes are not UTF-8 (possible in a SQL_ASCII
+/// or LATIN1 database) with this error.
+#[test]
+fn not_utf8_has_its_own_check_name() {
+    let e = TokenError::NotUtf8;
+    assert_eq!(e.check(), "encoding");
+    assert_eq!(e.to_string(), "the token is not valid UTF-8");
 }
 
 // ---------------------------------------------------------------------------------------------

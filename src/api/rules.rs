@@ -97,7 +97,11 @@ fn require(
 }
 
 /// The first NULL argument's name.
-fn null_argument(action: Option<&str>, resource_type: Option<&str>, resource: bool) -> &'static str {
+fn null_argument(
+    action: Option<&str>,
+    resource_type: Option<&str>,
+    resource: bool,
+) -> &'static str {
     match (action, resource_type, resource) {
         (None, _, _) => "action",
         (_, None, _) => "resource_type",

@@ -3,6 +3,10 @@
 //! `&&`/`||` absorb an error when the other side decides (`false && error` is false), any
 //! other error propagates to the rule, which then fails closed.
 
+mod membership;
+
+pub use membership::{str_in, strings_membership};
+
 use super::time::{self, NANOS};
 use super::value::{Map, Val};
 use std::cmp::Ordering;
@@ -38,8 +42,8 @@ pub trait Resource {
 
     /// `resource.<name>.exists(x, x in set)` (`all: false`) or `.all(…)` (`all: true`) when
     /// the attribute is a list of strings that can be checked in place, without building it
-    /// (see [`str_in`]); `None` to have the caller convert the attribute and iterate.
-    /// The second value is how many elements were examined, which count as macro steps.
+    /// (see [`strings_membership`]); `None` to have the caller convert the attribute and
+    /// iterate. The second value is the steps spent, as the general path counts them.
     fn membership(
         &self,
         _name: &str,
@@ -47,46 +51,6 @@ pub trait Resource {
         _all: bool,
     ) -> Option<(Result<bool, EvalError>, usize)> {
         None
-    }
-}
-
-/// `exists`/`all` of `x in set` over `count` strings read in place (see
-/// [`Resource::membership`]), decided as the general path decides it, with the steps it
-/// would count: one per element until one decides, all of them when none does (or when
-/// each fails alike, as `str_in` fails for a `set` alone). `None` as soon as an element is
-/// not a string, for the caller to convert the list and take the general path, which gives
-/// the same result for the elements already seen.
-pub fn strings_membership<'s>(
-    elements: impl IntoIterator<Item = Option<&'s str>>,
-    count: usize,
-    set: &Result<Val, EvalError>,
-    all: bool,
-) -> Option<(Result<bool, EvalError>, usize)> {
-    for (k, elem) in elements.into_iter().enumerate() {
-        let elem = elem?;
-        let set = match set {
-            Ok(s) => s,
-            Err(e) => return Some((Err(e.clone()), count)),
-        };
-        match str_in(elem, set) {
-            Ok(held) if held != all => return Some((Ok(held), k + 1)),
-            Ok(_) => {}
-            Err(e) => return Some((Err(e), count)),
-        }
-    }
-    Some((Ok(all), count))
-}
-
-/// `elem in set` for a string `elem`: exactly what `binary(Op::In, Val::Str(elem), set)`
-/// gives, without building the string value.
-pub fn str_in(elem: &str, set: &Val) -> Result<bool, EvalError> {
-    match set {
-        Val::List(l) => Ok(l.iter().any(|x| matches!(x, Val::Str(s) if &**s == elem))),
-        Val::Map(m) => Ok(m.contains_key(elem)),
-        other => err(format!(
-            "no overload of `In` for string and {}",
-            other.type_name()
-        )),
     }
 }
 
@@ -315,9 +279,33 @@ pub(crate) fn eval_constant(node: &Node) -> Result<Val, String> {
 /// trees deeper than `compile::MAX_DEPTH`, so this is a second fence before the stack.
 const MAX_DEPTH: usize = 200;
 
-/// Most macro iterations one evaluation may run. Nested macros multiply (`[…100 items…]
-/// .map(a, […100…].map(b, …))`), so without a bound a 4 KiB condition could run for hours
-/// on every row; 100 000 steps take milliseconds.
+/// Most steps one evaluation may spend. Nested macros multiply (`[…100 items…]
+/// .map(a, […100…].map(b, …))`), and so do list operations inside a macro
+/// (`claims.groups.exists(g, g in resource.labels)` over 800 groups and 300 000 labels), so
+/// without a bound a 4 KiB condition could run for hours on every row; 100 000 steps take
+/// milliseconds.
+///
+/// The cost model, one step per unit of work that grows with the data:
+/// - one per macro iteration (`all`, `exists`, `exists_one`, `map`, `filter`, and the
+///   membership shortcut `range.exists(x, x in set)` / `.all(…)` per range element); the
+///   in-place append of `map`/`filter`'s one element is part of its iteration;
+/// - one per element compared by `in` over a list (up to the first equal one), and per list
+///   element or map entry compared by `==`/`!=` (nested ones included);
+/// - one per element copied into a list built by `+`;
+/// - one per element of a list hashed by the membership shortcut: when `range length × set
+///   length` exceeds a small threshold, the set's elements are hashed as they are first
+///   scanned, each once per evaluation, and each string of the range then costs only its
+///   iteration (see `membership::ListSet`).
+///
+/// Not counted: work on one string (`size`, `contains`, `+` of strings, conversions, map
+/// lookups), bounded by that string's length per counted step, and reading a resource
+/// attribute, converted at most once per evaluation.
+///
+/// Running out is an error nothing absorbs ([`EvalError::is_step_limit`]): a permit then
+/// does not hold and a forbid does. The check runs after each counted operation, so one
+/// evaluation does at most `MAX_STEPS` steps plus the one operation that crosses the budget
+/// (at most the length of the lists it touches); a decision evaluates each matching rule
+/// once, a condition split in a memoised part and a per-row part sharing one budget.
 pub const MAX_STEPS: usize = 100_000;
 
 /// Loop variables and accumulators by slot. A slot holds a result, not a value: CEL's
@@ -326,11 +314,7 @@ pub const MAX_STEPS: usize = 100_000;
 pub type Frame = Vec<Result<Val, EvalError>>;
 
 pub fn eval(node: &Node, req: &Request, frame: &mut Frame) -> Result<Val, EvalError> {
-    let mut e = Eval {
-        req,
-        depth: 0,
-        steps: 0,
-    };
+    let mut e = Eval::new(req, 0);
     let out = e.eval(node, frame);
     // Running out of steps stops the condition: `||` or a macro must not absorb it.
     if e.steps > MAX_STEPS {
@@ -347,11 +331,7 @@ pub(crate) fn eval_counted(
     frame: &mut Frame,
     steps: usize,
 ) -> (Result<Val, EvalError>, usize) {
-    let mut e = Eval {
-        req,
-        depth: 0,
-        steps,
-    };
+    let mut e = Eval::new(req, steps);
     let out = e.eval(node, frame);
     // Running out of steps stops the condition: `||` or a macro must not absorb it.
     if e.steps > MAX_STEPS {
@@ -361,7 +341,9 @@ pub(crate) fn eval_counted(
 }
 
 fn out_of_steps<T>() -> Result<T, EvalError> {
-    err(format!("more than {MAX_STEPS} macro iterations"))
+    err(format!(
+        "more than {MAX_STEPS} evaluation steps (macro iterations and list elements)"
+    ))
 }
 
 impl EvalError {
@@ -375,6 +357,44 @@ struct Eval<'r, 'a> {
     req: &'r Request<'a>,
     depth: usize,
     steps: usize,
+    /// Resource attributes converted so far (a condition names few): a macro reading
+    /// `resource.labels` in its body must not convert the list once per iteration, uncounted.
+    fields: Vec<(Rc<str>, Option<Val>)>,
+    /// The whole resource, once converted.
+    whole: Option<Val>,
+}
+
+impl<'r, 'a> Eval<'r, 'a> {
+    fn new(req: &'r Request<'a>, steps: usize) -> Self {
+        Eval {
+            req,
+            depth: 0,
+            steps,
+            fields: Vec::new(),
+            whole: None,
+        }
+    }
+
+    /// `resource.<name>`, converted once per evaluation.
+    fn field(&mut self, name: &Rc<str>) -> Option<Val> {
+        if let Some((_, v)) = self.fields.iter().find(|(n, _)| n == name) {
+            return v.clone();
+        }
+        let v = self.req.resource.field(name);
+        self.fields.push((name.clone(), v.clone()));
+        v
+    }
+
+    fn whole(&mut self) -> Val {
+        self.whole
+            .get_or_insert_with(|| self.req.resource.whole())
+            .clone()
+    }
+
+    /// Whether the budget is spent; after any operation that counts steps.
+    fn spent(&self) -> bool {
+        self.steps > MAX_STEPS
+    }
 }
 
 impl Eval<'_, '_> {
@@ -405,12 +425,12 @@ impl Eval<'_, '_> {
             Node::Scopes => self.req.scopes.clone(),
             Node::Roles => self.req.roles.clone(),
             Node::Context => self.req.context.clone(),
-            Node::Resource => self.req.resource.whole(),
-            Node::ResourceField(f) => match self.req.resource.field(f) {
+            Node::Resource => self.whole(),
+            Node::ResourceField(f) => match self.field(f) {
                 Some(v) => v,
                 None => return err(format!("no such key `{f}` in resource")),
             },
-            Node::HasResourceField(f) => Val::Bool(self.req.resource.field(f).is_some()),
+            Node::HasResourceField(f) => Val::Bool(self.field(f).is_some()),
             Node::Local(slot) | Node::Accu(slot) => {
                 frame.get(*slot).cloned().unwrap_or(Ok(Val::Null))?
             }
@@ -439,8 +459,12 @@ impl Eval<'_, '_> {
                         return err("map keys must be strings");
                     };
                     let value = self.eval(v, frame)?;
-                    if out.insert(key.clone(), value).is_some() {
-                        return err(format!("duplicate map key `{key}`"));
+                    if out.insert(key, value).is_some() {
+                        // The key may be data: name its expression, not its value.
+                        return err(match describe(k) {
+                            Some(k) => format!("duplicate map key `{k}`"),
+                            None => "duplicate map key".to_string(),
+                        });
                     }
                 }
                 Val::Map(Rc::new(out))
@@ -505,11 +529,12 @@ impl Eval<'_, '_> {
                     None => Val::Null,
                 };
                 match (a, b) {
+                    // The compiler's `@result + [x]`: one element, paid by the iteration.
                     (Val::List(mut x), Val::List(y)) => {
                         Rc::make_mut(&mut x).extend(y.iter().cloned());
                         Val::List(x)
                     }
-                    (a, b) => binary(Op::Add, &a, &b)?,
+                    (a, b) => binary(Op::Add, &a, &b, &mut self.steps)?,
                 }
             }
             Node::Op(op @ (Op::Eq | Op::Ne), a, b)
@@ -518,17 +543,18 @@ impl Eval<'_, '_> {
             {
                 self.compare_field(*op, a, b, frame)?
             }
-            Node::Op(op, a, b) => {
-                let a = self.eval(a, frame)?;
-                let b = self.eval(b, frame)?;
-                binary(*op, &a, &b)?
+            Node::Op(Op::Index, a, b) => {
+                let container = self.eval(a, frame)?;
+                let key = self.eval(b, frame)?;
+                index(&container, &key, describe(b).as_deref())?
             }
+            Node::Op(op, a, b) => self.eval_op(*op, a, b, frame)?,
             Node::Call(f, args) => {
                 let mut vals = Vec::with_capacity(args.len());
                 for a in args {
                     vals.push(self.eval(a, frame)?);
                 }
-                call(*f, &vals)?
+                call(*f, &vals).map_err(|e| named_call(*f, args, e))?
             }
             Node::Membership { all, range, set } => self.membership(*all, range, set, frame)?,
             Node::Fold {
@@ -541,7 +567,7 @@ impl Eval<'_, '_> {
                 result,
             } => {
                 let range = self.eval(range, frame)?;
-                let items = iteration(&range)?;
+                let items = Items::of(&range)?;
                 let need = (*iter).max(*accu) + 1;
                 if frame.len() < need {
                     frame.resize(need, Ok(Val::Null));
@@ -550,15 +576,15 @@ impl Eval<'_, '_> {
                 // accumulator, which `cond` (`@not_strictly_false`) lets the loop go past
                 // and a later `true || error` (exists) or `false && error` (all) absorbs.
                 frame[*accu] = self.eval(init, frame);
-                for item in items.iter() {
+                for item in items {
                     self.steps += 1;
-                    if self.steps > MAX_STEPS {
+                    if self.spent() {
                         return out_of_steps();
                     }
                     if !self.bool(cond, frame)? {
                         break;
                     }
-                    frame[*iter] = Ok(item.clone());
+                    frame[*iter] = Ok(item);
                     let next = self.eval(step, frame);
                     frame[*accu] = next;
                 }
@@ -594,87 +620,76 @@ impl Eval<'_, '_> {
     fn eval_op(&mut self, op: Op, a: &Node, b: &Node, frame: &mut Frame) -> Result<Val, EvalError> {
         let a = self.eval(a, frame)?;
         let b = self.eval(b, frame)?;
-        binary(op, &a, &b)
+        binary(op, &a, &b, &mut self.steps)
+    }
+}
+
+/// What a macro iterates: a list's elements, or a map's keys (CEL iterates maps by key),
+/// both in place: a macro that stops at its first element must not pay for the rest.
+enum Items<'v> {
+    List(std::slice::Iter<'v, Val>),
+    Keys(std::collections::btree_map::Keys<'v, Rc<str>, Val>),
+}
+
+impl<'v> Items<'v> {
+    fn of(range: &'v Val) -> Result<Items<'v>, EvalError> {
+        match range {
+            Val::List(l) => Ok(Items::List(l.iter())),
+            Val::Map(m) => Ok(Items::Keys(m.keys())),
+            other => err(format!("cannot iterate over a {}", other.type_name())),
+        }
     }
 
-    /// The macro's semantics, unrolled: `exists` is true at the first element in `set`,
-    /// else an error if some `in` failed, else false; `all` is false at the first element
-    /// not in `set`, else an error if some `in` failed, else true. An empty range never
-    /// evaluates `set`.
-    fn membership(
-        &mut self,
-        all: bool,
-        range: &Node,
-        set: &Node,
-        frame: &mut Frame,
-    ) -> Result<Val, EvalError> {
-        if let Node::ResourceField(name) = range {
-            let set = self.eval(set, frame);
-            if let Some((held, examined)) = self.req.resource.membership(name, &set, all) {
-                self.steps += examined;
-                if self.steps > MAX_STEPS {
-                    return out_of_steps();
-                }
-                return held.map(Val::Bool);
-            }
-        }
-        let range = self.eval(range, frame)?;
-        let items = iteration(&range)?;
-        if items.is_empty() {
-            return Ok(Val::Bool(all));
-        }
-        let set = self.eval(set, frame);
-        let mut error = None;
-        for item in items.iter() {
-            self.steps += 1;
-            if self.steps > MAX_STEPS {
-                return out_of_steps();
-            }
-            let held = match &set {
-                Ok(s) => binary(Op::In, item, s),
-                Err(e) => Err(e.clone()),
-            };
-            match held {
-                Ok(Val::Bool(b)) if b != all => return Ok(Val::Bool(b)),
-                Ok(Val::Bool(_)) => {}
-                Ok(other) => {
-                    error.get_or_insert(EvalError(format!(
-                        "expected bool, got {}",
-                        other.type_name()
-                    )));
-                }
-                Err(e) => {
-                    error.get_or_insert(e);
-                }
-            }
-        }
-        match error {
-            Some(e) => Err(e),
-            None => Ok(Val::Bool(all)),
+    fn len(&self) -> usize {
+        match self {
+            Items::List(l) => l.len(),
+            Items::Keys(k) => k.len(),
         }
     }
 }
 
-/// What a macro iterates: a list in place (the caller's value keeps it alive), a map's keys
-/// collected, as CEL iterates maps by key.
-fn iteration(range: &Val) -> Result<std::borrow::Cow<'_, [Val]>, EvalError> {
-    match range {
-        Val::List(l) => Ok(std::borrow::Cow::Borrowed(&l[..])),
-        Val::Map(m) => Ok(std::borrow::Cow::Owned(
-            m.keys().map(|k| Val::Str(k.clone())).collect(),
-        )),
-        other => err(format!("cannot iterate over a {}", other.type_name())),
+impl Iterator for Items<'_> {
+    type Item = Val;
+    fn next(&mut self) -> Option<Val> {
+        match self {
+            Items::List(l) => l.next().cloned(),
+            Items::Keys(k) => k.next().map(|k| Val::Str(k.clone())),
+        }
     }
 }
 
-fn binary(op: Op, a: &Val, b: &Val) -> Result<Val, EvalError> {
-    let no = || {
-        err(format!(
-            "no overload of `{op:?}` for {} and {}",
-            a.type_name(),
-            b.type_name()
-        ))
-    };
+/// [`Val::equals`], counting one step per list element and map entry compared.
+fn equals_counted(a: &Val, b: &Val, steps: &mut usize) -> bool {
+    match (a, b) {
+        (Val::List(x), Val::List(y)) => {
+            x.len() == y.len()
+                && x.iter().zip(y.iter()).all(|(p, q)| {
+                    *steps += 1;
+                    equals_counted(p, q, steps)
+                })
+        }
+        (Val::Map(x), Val::Map(y)) => {
+            x.len() == y.len()
+                && x.iter().all(|(k, v)| {
+                    *steps += 1;
+                    y.get(k).is_some_and(|w| equals_counted(v, w, steps))
+                })
+        }
+        _ => a.equals(b),
+    }
+}
+
+/// `elem in list`, counting one step per element compared (see [`MAX_STEPS`]).
+fn list_contains(list: &[Val], elem: &Val, steps: &mut usize) -> bool {
+    list.iter().any(|x| {
+        *steps += 1;
+        equals_counted(x, elem, steps)
+    })
+}
+
+/// A binary operator, adding the work it does on lists to `steps` (see [`MAX_STEPS`]).
+fn binary(op: Op, a: &Val, b: &Val, steps: &mut usize) -> Result<Val, EvalError> {
+    let no = || binary_no_overload(op, a, b);
     let ord = |want: fn(Ordering) -> bool| match a.compare(b) {
         Some(o) => Ok(Val::Bool(want(o))),
         None => err(format!(
@@ -684,14 +699,14 @@ fn binary(op: Op, a: &Val, b: &Val) -> Result<Val, EvalError> {
         )),
     };
     match op {
-        Op::Eq => Ok(Val::Bool(a.equals(b))),
-        Op::Ne => Ok(Val::Bool(!a.equals(b))),
+        Op::Eq => Ok(Val::Bool(equals_counted(a, b, steps))),
+        Op::Ne => Ok(Val::Bool(!equals_counted(a, b, steps))),
         Op::Lt => ord(|o| o == Ordering::Less),
         Op::Le => ord(|o| o != Ordering::Greater),
         Op::Gt => ord(|o| o == Ordering::Greater),
         Op::Ge => ord(|o| o != Ordering::Less),
         Op::In => match b {
-            Val::List(l) => Ok(Val::Bool(l.iter().any(|x| x.equals(a)))),
+            Val::List(l) => Ok(Val::Bool(list_contains(l, a, steps))),
             Val::Map(m) => match a {
                 Val::Str(k) => Ok(Val::Bool(m.contains_key(&**k))),
                 // Our maps have string keys only, so another key type is never there
@@ -702,34 +717,18 @@ fn binary(op: Op, a: &Val, b: &Val) -> Result<Val, EvalError> {
             },
             _ => no(),
         },
-        Op::Index => match (a, b) {
-            (Val::List(l), idx) => {
-                let i = match idx {
-                    Val::Int(i) => *i,
-                    Val::Uint(u) => i64::try_from(*u).unwrap_or(i64::MAX),
-                    Val::Double(d) if d.fract() == 0.0 => *d as i64,
-                    _ => return no(),
-                };
-                usize::try_from(i)
-                    .ok()
-                    .and_then(|i| l.get(i))
-                    .cloned()
-                    .ok_or_else(|| EvalError(format!("index {i} out of range")))
-            }
-            (Val::Map(m), Val::Str(k)) => m
-                .get(&**k)
-                .cloned()
-                .ok_or_else(|| EvalError(format!("no such key `{k}`"))),
-            _ => no(),
-        },
+        Op::Index => index(a, b, None),
         Op::Add => match (a, b) {
             (Val::Int(x), Val::Int(y)) => x.checked_add(*y).map(Val::Int).ok_or_else(overflow),
             (Val::Uint(x), Val::Uint(y)) => x.checked_add(*y).map(Val::Uint).ok_or_else(overflow),
             (Val::Double(x), Val::Double(y)) => Ok(Val::Double(x + y)),
             (Val::Str(x), Val::Str(y)) => Ok(Val::Str(Rc::from(format!("{x}{y}")))),
-            (Val::List(x), Val::List(y)) => Ok(Val::List(Rc::new(
-                x.iter().chain(y.iter()).cloned().collect(),
-            ))),
+            (Val::List(x), Val::List(y)) => {
+                *steps += x.len() + y.len();
+                Ok(Val::List(Rc::new(
+                    x.iter().chain(y.iter()).cloned().collect(),
+                )))
+            }
             (Val::Timestamp(t), Val::Duration(d)) | (Val::Duration(d), Val::Timestamp(t)) => {
                 timestamp(t + d)
             }
@@ -765,6 +764,94 @@ fn binary(op: Op, a: &Val, b: &Val) -> Result<Val, EvalError> {
             _ => no(),
         },
     }
+}
+
+/// `a[b]`; an error names the index by `key`, its expression when known (see [`describe`]),
+/// never by its value, which may be data.
+fn index(a: &Val, b: &Val, key: Option<&str>) -> Result<Val, EvalError> {
+    match (a, b) {
+        (Val::List(l), idx) => {
+            let i = match idx {
+                Val::Int(i) => *i,
+                Val::Uint(u) => i64::try_from(*u).unwrap_or(i64::MAX),
+                Val::Double(d) if d.fract() == 0.0 => *d as i64,
+                _ => return binary_no_overload(Op::Index, a, b),
+            };
+            usize::try_from(i)
+                .ok()
+                .and_then(|i| l.get(i))
+                .cloned()
+                .ok_or_else(|| match key {
+                    Some(k) => EvalError(format!("index `{k}` out of range")),
+                    None => EvalError("index out of range".into()),
+                })
+        }
+        (Val::Map(m), Val::Str(k)) => m.get(&**k).cloned().ok_or_else(|| match key {
+            Some(k) => EvalError(format!("no such key `{k}`")),
+            None => EvalError("no such key".into()),
+        }),
+        _ => binary_no_overload(Op::Index, a, b),
+    }
+}
+
+fn binary_no_overload<T>(op: Op, a: &Val, b: &Val) -> Result<T, EvalError> {
+    err(format!(
+        "no overload of `{op:?}` for {} and {}",
+        a.type_name(),
+        b.type_name()
+    ))
+}
+
+/// The rule text an expression was written as, when it is a path (`resource.pin`,
+/// `claims.a.b`) or a constant (which only the rule's text can make): what an error may
+/// name instead of a value, which may be data the reader of the error cannot see.
+fn describe(node: &Node) -> Option<String> {
+    Some(match node {
+        Node::Claims => "claims".into(),
+        Node::Scopes => "scopes".into(),
+        Node::Roles => "roles".into(),
+        Node::Context => "context".into(),
+        Node::Resource => "resource".into(),
+        Node::ResourceField(f) => format!("resource.{f}"),
+        Node::Select(inner, f) => format!("{}.{f}", describe(inner)?),
+        Node::Op(Op::Index, a, b) => format!("{}[{}]", describe(a)?, describe(b)?),
+        Node::Const(Val::Str(s)) => format!("'{}'", crate::token::quote(s)),
+        Node::Const(
+            v @ (Val::Null | Val::Bool(_) | Val::Int(_) | Val::Uint(_) | Val::Double(_)),
+        ) => v.to_string(),
+        _ => return None,
+    })
+}
+
+/// A conversion's or parse's error, prefixed with the call as the rule wrote it when an
+/// argument can be named (see [`describe`]; `…` for one that cannot), so the error says
+/// which attribute failed without quoting its value.
+fn named_call(f: Builtin, args: &[Node], e: EvalError) -> EvalError {
+    let converts = matches!(
+        f,
+        Builtin::Int
+            | Builtin::Uint
+            | Builtin::Double
+            | Builtin::Bool
+            | Builtin::Timestamp
+            | Builtin::Duration
+            | Builtin::Accessor(_)
+    );
+    let names: Vec<Option<String>> = args.iter().map(describe).collect();
+    if !converts || names.iter().all(Option::is_none) {
+        return e;
+    }
+    let shown: Vec<String> = names
+        .into_iter()
+        .map(|n| n.unwrap_or_else(|| "…".into()))
+        .collect();
+    let call = match (f, shown.split_first()) {
+        (Builtin::Accessor(_), Some((receiver, rest))) => {
+            format!("{receiver}.{}({})", name(f), rest.join(", "))
+        }
+        _ => format!("{}({})", name(f), shown.join(", ")),
+    };
+    EvalError(format!("`{call}`: {}", e.0))
 }
 
 fn overflow() -> EvalError {
@@ -828,10 +915,9 @@ fn call(f: Builtin, args: &[Val]) -> Result<Val, EvalError> {
             {
                 Ok(Val::Int(d.trunc() as i64))
             }
-            Some(Val::Str(s)) => s
-                .parse()
-                .map(Val::Int)
-                .map_err(|_| EvalError(format!("cannot convert `{s}` to int"))),
+            Some(Val::Str(s)) => s.parse().map(Val::Int).map_err(|_| {
+                EvalError("cannot convert a string to int (not an integer, or out of range)".into())
+            }),
             Some(Val::Timestamp(t)) => Ok(Val::Int(t.div_euclid(NANOS) as i64)),
             Some(Val::Double(_)) => Err(overflow()),
             _ => no(),
@@ -842,10 +928,12 @@ fn call(f: Builtin, args: &[Val]) -> Result<Val, EvalError> {
             Some(Val::Double(d)) if *d >= 0.0 && *d < 18_446_744_073_709_551_616.0 => {
                 Ok(Val::Uint(d.trunc() as u64))
             }
-            Some(Val::Str(s)) => s
-                .parse()
-                .map(Val::Uint)
-                .map_err(|_| EvalError(format!("cannot convert `{s}` to uint"))),
+            Some(Val::Str(s)) => s.parse().map(Val::Uint).map_err(|_| {
+                EvalError(
+                    "cannot convert a string to uint (not an unsigned integer, or out of range)"
+                        .into(),
+                )
+            }),
             Some(Val::Double(_)) => Err(overflow()),
             _ => no(),
         },
@@ -856,7 +944,7 @@ fn call(f: Builtin, args: &[Val]) -> Result<Val, EvalError> {
             Some(Val::Str(s)) => s
                 .parse()
                 .map(Val::Double)
-                .map_err(|_| EvalError(format!("cannot convert `{s}` to double"))),
+                .map_err(|_| EvalError("cannot convert a string to double (not a number)".into())),
             _ => no(),
         },
         Builtin::String => match args.first() {
@@ -875,7 +963,9 @@ fn call(f: Builtin, args: &[Val]) -> Result<Val, EvalError> {
             Some(Val::Str(s)) => match &**s {
                 "true" | "True" | "TRUE" | "t" | "1" => Ok(Val::Bool(true)),
                 "false" | "False" | "FALSE" | "f" | "0" => Ok(Val::Bool(false)),
-                _ => err(format!("cannot convert `{s}` to bool")),
+                _ => err(
+                    "cannot convert a string to bool (not `true`, `false` or a spelling of them)",
+                ),
             },
             _ => no(),
         },

@@ -19,13 +19,17 @@ pub fn in_range(ns: i128) -> bool {
 }
 
 /// RFC 3339, e.g. `2026-11-27T09:00:00Z` or with an offset and fractional seconds.
+///
+/// The errors here never quote the input: at evaluation it is data (a row's value) that
+/// the reader of the error may not be allowed to see. The caller names the expression.
 pub fn parse_timestamp(s: &str) -> Result<i128, String> {
-    let t = DateTime::parse_from_rfc3339(s).map_err(|_| format!("invalid timestamp `{s}`"))?;
+    let t = DateTime::parse_from_rfc3339(s)
+        .map_err(|_| "invalid timestamp string (not RFC 3339)".to_string())?;
     let ns = i128::from(t.timestamp()) * NANOS + i128::from(t.timestamp_subsec_nanos());
     if in_range(ns) {
         Ok(ns)
     } else {
-        Err(format!("timestamp `{s}` out of range"))
+        Err("timestamp out of range".to_string())
     }
 }
 
@@ -66,7 +70,8 @@ pub fn duration_in_range(ns: i128) -> bool {
 /// Computed in integers, so `100000h1ns` keeps its nanosecond; fractions are truncated,
 /// as Go's `time.ParseDuration` does.
 pub fn parse_duration(s: &str) -> Result<i128, String> {
-    let bad = || format!("invalid duration `{s}`");
+    // Never quoting `s`, as `parse_timestamp`.
+    let bad = || "invalid duration string".to_string();
     let (neg, mut rest) = match s.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
@@ -108,7 +113,7 @@ pub fn parse_duration(s: &str) -> Result<i128, String> {
         let whole: i128 = if int_part.is_empty() {
             0
         } else if int_part.len() > 30 {
-            return Err(format!("duration `{s}` out of range"));
+            return Err("duration out of range".to_string());
         } else {
             int_part.parse().map_err(|_| bad())?
         };
@@ -124,13 +129,13 @@ pub fn parse_duration(s: &str) -> Result<i128, String> {
             .checked_mul(scale)
             .and_then(|w| w.checked_add(fraction))
             .and_then(|c| total.checked_add(c))
-            .ok_or_else(|| format!("duration `{s}` out of range"))?;
+            .ok_or_else(|| "duration out of range".to_string())?;
     }
     let ns = if neg { -total } else { total };
     if duration_in_range(ns) {
         Ok(ns)
     } else {
-        Err(format!("duration `{s}` out of range"))
+        Err("duration out of range".to_string())
     }
 }
 
@@ -151,7 +156,8 @@ pub fn calendar(ns: i128, field: &str, tz: Option<&str>) -> Result<i64, String> 
             } else if let Some(offset) = parse_offset(name) {
                 Ok(field_of(&utc.with_timezone(&offset), field))
             } else {
-                Err(format!("unknown time zone `{name}`"))
+                // `name` may be data: never quoted (the caller names the expression).
+                Err("unknown time zone".to_string())
             }
         }
     }

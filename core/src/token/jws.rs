@@ -4,7 +4,7 @@
 use super::alg::Alg;
 use super::jwk::{Key, KeySet};
 use super::{b64, quote, TokenError};
-use crate::json::parse_strict;
+use crate::json::{parse_strict, JsonError};
 use serde_json::Value;
 
 /// The protected header members this verifier acts on.
@@ -44,7 +44,10 @@ impl<'t> Jws<'t> {
         let header = b64::decode(h).ok_or_else(|| malformed("header is not base64url"))?;
         let payload = b64::decode(p).ok_or_else(|| malformed("payload is not base64url"))?;
         let signature = b64::decode(s).ok_or_else(|| malformed("signature is not base64url"))?;
-        let header = parse_strict(&header).map_err(|e| malformed(&format!("header: {e}")))?;
+        let header = parse_strict(&header).map_err(|e| match e {
+            JsonError::Nul => TokenError::NulCharacter,
+            JsonError::Invalid(why) => malformed(&format!("header: {why}")),
+        })?;
         let Value::Object(header) = header else {
             return Err(malformed("header is not a JSON object"));
         };

@@ -12,7 +12,7 @@ pub mod jwk;
 pub mod jws;
 
 use crate::config::{IssuerConfig, TrustConfig};
-use crate::json::parse_strict;
+use crate::json::{parse_strict, JsonError};
 use crate::path;
 use alg::Alg;
 use serde_json::{Map, Value};
@@ -24,7 +24,10 @@ const MAX_NUMERIC_DATE: f64 = 253_402_300_799.0;
 /// Why a token was rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenError {
-    TooLarge { len: usize, max: usize },
+    TooLarge {
+        len: usize,
+        max: usize,
+    },
     Malformed(String),
     Encrypted,
     AlgNone,
@@ -33,7 +36,10 @@ pub enum TokenError {
     UnknownIssuer(String),
     AlgNotAllowed(Alg),
     UnknownKid(String),
-    KeyAlgMismatch { kid: String, alg: Alg },
+    KeyAlgMismatch {
+        kid: String,
+        alg: Alg,
+    },
     NoKey(Alg),
     AmbiguousKey,
     BadSignature,
@@ -43,7 +49,14 @@ pub enum TokenError {
     NotYetValid,
     IssuedInFuture,
     Audience,
-    Type { expected: String },
+    Type {
+        expected: String,
+    },
+    /// A JSON string of the header or payload (a value or a member name, at any depth) holds
+    /// U+0000, which Postgres text cannot hold: read as text, a claim would end there.
+    NulCharacter,
+    /// The token's bytes are not UTF-8 (raised by the extension, whose setting may hold any
+    /// bytes in a SQL_ASCII or LATIN1 database).
     NotUtf8,
 }
 
@@ -69,6 +82,7 @@ impl TokenError {
             TokenError::IssuedInFuture => "iat",
             TokenError::Audience => "aud",
             TokenError::Type { .. } => "typ",
+            TokenError::NulCharacter => "nul",
             TokenError::NotUtf8 => "encoding",
         }
     }
@@ -110,6 +124,9 @@ impl fmt::Display for TokenError {
             TokenError::IssuedInFuture => f.write_str("issued in the future (iat)"),
             TokenError::Audience => f.write_str("audience not accepted"),
             TokenError::Type { expected } => write!(f, "token type (typ) must be `{expected}`"),
+            TokenError::NulCharacter => f.write_str(
+                "a claim or header string contains the character U+0000, which Postgres text cannot hold",
+            ),
             TokenError::NotUtf8 => f.write_str("the token is not valid UTF-8"),
         }
     }
@@ -207,8 +224,11 @@ pub fn verify_untimed(
         });
     }
     let jws = jws::Jws::parse(token)?;
-    let claims =
-        parse_strict(&jws.payload).map_err(|e| TokenError::Malformed(format!("payload: {e}")))?;
+    // Refused here, before any claim is read: Postgres text cannot hold U+0000.
+    let claims = parse_strict(&jws.payload).map_err(|e| match e {
+        JsonError::Nul => TokenError::NulCharacter,
+        JsonError::Invalid(why) => TokenError::Malformed(format!("payload: {why}")),
+    })?;
     let Value::Object(map) = &claims else {
         return Err(TokenError::Malformed("payload is not a JSON object".into()));
     };
