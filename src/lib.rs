@@ -58,8 +58,9 @@ unsafe extern "C-unwind" fn at_transaction_end(
 // First, before anything is created: the schema `oidc` must be the one this CREATE
 // EXTENSION made (the control file names it; Postgres creates it, owned by the installing
 // superuser, when it does not exist). A schema that existed before, owned by someone else,
-// with privileges granted or objects in it, is refused: its owner could later rename it and
-// put its own tables and functions in their place.
+// with more than USAGE granted to others or objects in it, is refused: its owner could later
+// rename it and put its own tables and functions in their place. (What DROP EXTENSION leaves,
+// the empty schema with USAGE for PUBLIC, is reused.)
 extension_sql!(
     r#"
 DO $$
@@ -70,7 +71,9 @@ BEGIN
      WHERE nspname OPERATOR(pg_catalog.=) 'oidc';
     IF nsp.nspowner OPERATOR(pg_catalog.<>) (SELECT r.oid FROM pg_catalog.pg_roles r
                                              WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER)
-       OR nsp.nspacl IS NOT NULL
+       OR EXISTS (SELECT FROM pg_catalog.aclexplode(nsp.nspacl) a
+                   WHERE a.grantee OPERATOR(pg_catalog.<>) nsp.nspowner
+                     AND a.privilege_type OPERATOR(pg_catalog.<>) 'USAGE')
        OR EXISTS (SELECT FROM pg_catalog.pg_class WHERE relnamespace OPERATOR(pg_catalog.=) nsp.oid)
        OR EXISTS (SELECT FROM pg_catalog.pg_proc WHERE pronamespace OPERATOR(pg_catalog.=) nsp.oid)
        OR EXISTS (SELECT FROM pg_catalog.pg_type WHERE typnamespace OPERATOR(pg_catalog.=) nsp.oid)
@@ -199,6 +202,8 @@ BEGIN
     SELECT * INTO r FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'oidc_admin';
     IF NOT FOUND THEN
         CREATE ROLE oidc_admin NOLOGIN;
+        -- (shared across databases: a later install knows the role as the extension's)
+        COMMENT ON ROLE oidc_admin IS 'pg_oidc_authz: administrators of the trust configuration';
     ELSIF r.rolcanlogin OR r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication
           OR r.rolbypassrls
           OR EXISTS (SELECT FROM pg_catalog.pg_auth_members m
@@ -207,8 +212,10 @@ BEGIN
             USING ERRCODE = 'duplicate_object',
                   DETAIL = 'pg_oidc_authz makes oidc_admin the administrator of its trust configuration; an existing role may only be reused if it is NOLOGIN, has no role attributes and is a member of no other role',
                   HINT = 'remove its LOGIN, attributes and memberships, or drop it, then run CREATE EXTENSION again';
-    ELSE
-        RAISE NOTICE 'reusing the existing role oidc_admin: its members administer pg_oidc_authz in this database too';
+    ELSIF pg_catalog.shobj_description(r.oid, 'pg_authid') IS DISTINCT FROM
+          'pg_oidc_authz: administrators of the trust configuration' THEN
+        RAISE WARNING 'reusing the existing role oidc_admin: its members administer pg_oidc_authz in this database too'
+            USING DETAIL = 'the role was not created by pg_oidc_authz';
     END IF;
 END
 $$;

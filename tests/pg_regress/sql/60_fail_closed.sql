@@ -6,6 +6,8 @@
 \set ECHO all
 \set VERBOSITY default
 \pset null '(null)'
+-- Each statement in its own savepoint: one refusal does not hide the next.
+\set ON_ERROR_ROLLBACK on
 set client_min_messages = warning;
 drop role if exists guard_app, guard_owner;
 reset client_min_messages;
@@ -83,10 +85,11 @@ select oidc.allow('read', 'thing', '{}'::jsonb) as read_denied,
 select oidc.explain('read', 'thing', '{}'::jsonb) - 'at' as explained;
 rollback;
 reset role;
--- an admin's warning says which row and why
+-- (loaded once per change: no second warning here)
 select oidc.replay('{"sub": "alice"}', 'read', 'thing', '{}') ->> 'decision' as decision;
 delete from oidc.rules where name = 'broken-forbid';
--- an invalid forbid whose actions cannot be read either: denies everything
+-- an invalid forbid whose actions cannot be read either denies everything; an admin's
+-- warning says which row and why
 alter table oidc.rules disable trigger rules_validate;
 insert into oidc.rules (name, effect, actions, resource_type, condition)
 values ('broken-everything', 'forbid', '{""}', '', null);
@@ -118,10 +121,13 @@ select count(*) as installed from pg_extension where extname = 'pg_oidc_authz';
 \c pg_oidc_authz_regress
 alter role oidc_admin nologin;
 \c pg_oidc_authz_regress_other
--- without privileges of its own it is reused, and said so
-set client_min_messages = notice;
+-- the extension's own role (its comment says so) is reused silently
 create extension pg_oidc_authz;
-reset client_min_messages;
+drop extension pg_oidc_authz;
+-- one someone else created, without privileges of its own: reused, with a warning
+comment on role oidc_admin is 'made by hand';
+create extension pg_oidc_authz;
+comment on role oidc_admin is 'pg_oidc_authz: administrators of the trust configuration';
 drop extension pg_oidc_authz;
 \c pg_oidc_authz_regress
 drop database pg_oidc_authz_regress_other;
