@@ -97,6 +97,15 @@ alter table oidc.rules enable trigger rules_validate;
 select oidc.replay('{"sub": "alice"}', 'delete', 'other', '{}') ->> 'decision' as decision;
 delete from oidc.rules where name = 'broken-everything';
 
+-- context is rebuilt per transaction: two transactions in one simple-query message share
+-- a statement start time, but the second does not see the first's request.method.
+insert into oidc.rules (name, effect, actions, resource_type, condition)
+values ('get-only', 'forbid', '{read}', 'page', '!has(context.method) || context.method != "GET"');
+set role guard_app;
+begin \; select set_config('request.method', 'GET', true) as method \; select oidc.allow('read', 'page', 'x', 1) as first_tx \; commit \; begin \; select oidc.allow('read', 'page', 'x', 1) as second_tx \; select oidc.allow('read', 'page', '{}'::jsonb) as second_tx_jsonb \; commit;
+reset role;
+delete from oidc.rules where name = 'get-only';
+
 -- U+0000 in a string claim (value or name): the token is refused with a named check,
 -- never a truncated sub that reads as "alice".
 set role guard_app;
