@@ -20,14 +20,39 @@
 --
 -- Re-running the script replaces the functions. An existing `auth` schema (Supabase's own)
 -- is reused and its privileges are left alone; a new one is created with USAGE for PUBLIC.
+-- The script refuses, and changes nothing, when that schema or one of its functions is
+-- owned by another role than the one running it (unless a superuser).
 -- Remove with: drop function auth.uid(), auth.jwt(), auth.role(), auth.email(),
 -- auth.user_id(), auth.session();
 
 begin;
 set local search_path = pg_catalog, pg_temp;
 
+-- Refuse, changing nothing, where `auth` or one of the shim's functions belongs to a role
+-- other than the one running this script (or a superuser): CREATE OR REPLACE keeps a
+-- function's owner, who could later redefine auth.uid() under every policy that calls it.
 do $$
+declare
+    bad text;
 begin
+    select pg_catalog.string_agg(what, ', ' order by what) into bad from (
+        select pg_catalog.format('schema auth (owned by %s)', r.rolname) as what
+          from pg_catalog.pg_namespace n join pg_catalog.pg_roles r on r.oid = n.nspowner
+         where n.nspname = 'auth' and r.rolname <> current_user and not r.rolsuper
+        union all
+        select pg_catalog.format('function auth.%s() (owned by %s)', p.proname, r.rolname)
+          from pg_catalog.pg_proc p
+          join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+          join pg_catalog.pg_roles r on r.oid = p.proowner
+         where n.nspname = 'auth' and p.pronargs = 0
+           and p.proname in ('uid', 'jwt', 'role', 'email', 'user_id', 'session')
+           and r.rolname <> current_user and not r.rolsuper
+    ) owned_by_others;
+    if bad is not null then
+        raise exception 'the shim would keep objects owned by another role: %', bad
+            using errcode = 'insufficient_privilege',
+                  hint = 'drop them or change their owner (ALTER ... OWNER TO) to the role running this script or a superuser, then run it again';
+    end if;
     if not exists (select from pg_catalog.pg_namespace where nspname = 'auth') then
         create schema auth;
         grant usage on schema auth to public;

@@ -128,3 +128,60 @@ def test_non_uuid_sub_raises_in_uid_but_not_in_user_id(shim, app, make_token):
     assert sub_with(app, tok, "select auth.user_id()") == "auth0|12345"
     with pytest.raises(psycopg.errors.InvalidTextRepresentation):
         sub_with(app, tok, "select auth.uid()")
+
+
+SQUATTER = "e2e_shim_squatter"
+
+
+@pytest.fixture
+def squatter(superuser):
+    """A role that got to `auth` first; dropped with what it owns afterwards."""
+    role = sql.Identifier(SQUATTER)
+    superuser.execute("drop schema if exists auth cascade")
+    superuser.execute(sql.SQL("drop role if exists {}").format(role))
+    superuser.execute(sql.SQL("create role {}").format(role))
+    yield role
+    superuser.execute(sql.SQL("drop owned by {}").format(role))
+    superuser.execute("drop schema if exists auth cascade")
+    superuser.execute(sql.SQL("drop role {}").format(role))
+
+
+def run_shim_refused(database: str) -> psycopg.Error:
+    """Runs the shim on a connection of its own (a refusal leaves its transaction aborted)."""
+    from helpers import connect
+
+    with connect(database) as conn:
+        with pytest.raises(psycopg.Error) as refused:
+            conn.execute(SHIM.read_text())
+    assert refused.value.sqlstate == "42501", refused.value
+    return refused.value
+
+
+def auth_functions(superuser) -> list[tuple[str, str]]:
+    return superuser.execute(
+        "select p.proname::text, pg_get_userbyid(p.proowner)::text from pg_proc p"
+        " join pg_namespace n on n.oid = p.pronamespace where n.nspname = 'auth' order by 1"
+    ).fetchall()
+
+
+def test_shim_refuses_an_auth_schema_owned_by_another_role(squatter, superuser, database):
+    superuser.execute(sql.SQL("create schema auth authorization {}").format(squatter))
+    err = run_shim_refused(database)
+    assert f"schema auth (owned by {SQUATTER})" in str(err)
+    assert auth_functions(superuser) == []
+
+
+def test_shim_refuses_to_replace_a_function_another_role_owns(squatter, superuser, database):
+    superuser.execute("create schema auth")
+    superuser.execute(sql.SQL("grant create, usage on schema auth to {}").format(squatter))
+    superuser.execute(sql.SQL("set role {}").format(squatter))
+    superuser.execute("create function auth.uid() returns uuid language sql return null::uuid")
+    superuser.execute("reset role")
+    err = run_shim_refused(database)
+    assert f"function auth.uid() (owned by {SQUATTER})" in str(err)
+    # Nothing changed: the squatter's function is still the only one, and still its own.
+    assert auth_functions(superuser) == [("uid", SQUATTER)]
+    # Once the squatter's function is gone, the shim installs.
+    superuser.execute("drop function auth.uid()")
+    superuser.execute(SHIM.read_text())
+    assert {owner for _, owner in auth_functions(superuser)} == {superuser.info.user}
