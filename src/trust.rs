@@ -159,9 +159,9 @@ fn locate(table: Table) -> Option<(pg_sys::Oid, pg_sys::Oid, String)> {
                  and c.relname operator(pg_catalog.=) $4::pg_catalog.name",
                 Some(1),
                 &[
-                    pg_sys::Oid::from(pg_sys::ExtensionRelationId).into(),
+                    pg_sys::ExtensionRelationId.into(),
                     extension.into(),
-                    pg_sys::Oid::from(pg_sys::RelationRelationId).into(),
+                    pg_sys::RelationRelationId.into(),
                     table.relname().into(),
                 ],
             )?
