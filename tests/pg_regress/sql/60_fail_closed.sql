@@ -106,6 +106,25 @@ begin \; select set_config('request.method', 'GET', true) as method \; select oi
 reset role;
 delete from oidc.rules where name = 'get-only';
 
+-- An evaluation error names the expression and the types, never the row's value: the
+-- caller may not be allowed to read that column.
+insert into oidc.rules (name, effect, actions, resource_type, condition)
+values ('pin-check', 'forbid', '{open}', 'safe', 'int(resource.pin) < 0');
+set role guard_app;
+do $$
+declare
+    detail text;
+begin
+    perform oidc.require('open', 'safe', '{"pin": "TOP-SECRET-PIN-4711"}');
+exception when insufficient_privilege then
+    get stacked diagnostics detail = pg_exception_detail;
+    raise notice 'require() detail: %', detail::jsonb - 'at';
+end
+$$;
+select oidc.explain('open', 'safe', '{"pin": "TOP-SECRET-PIN-4711"}') -> 'errors' as errors;
+reset role;
+delete from oidc.rules where name = 'pin-check';
+
 -- U+0000 in a string claim (value or name): the token is refused with a named check,
 -- never a truncated sub that reads as "alice".
 set role guard_app;
