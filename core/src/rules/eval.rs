@@ -688,6 +688,12 @@ fn list_contains(list: &[Val], elem: &Val, steps: &mut usize) -> bool {
 }
 
 /// A binary operator, adding the work it does on lists to `steps` (see [`MAX_STEPS`]).
+/// A binary operator on two values, as a condition evaluates it (steps not counted): for
+/// callers that model a part of a condition (`residual`).
+pub(crate) fn binary_values(op: Op, a: &Val, b: &Val) -> Result<Val, EvalError> {
+    binary(op, a, b, &mut 0)
+}
+
 fn binary(op: Op, a: &Val, b: &Val, steps: &mut usize) -> Result<Val, EvalError> {
     let no = || binary_no_overload(op, a, b);
     let ord = |want: fn(Ordering) -> bool| match a.compare(b) {
