@@ -182,8 +182,7 @@ impl Tri {
         }
     }
 
-    #[allow(clippy::should_implement_trait)]
-    pub fn not(self) -> Tri {
+    pub fn negate(self) -> Tri {
         match self {
             Tri::True => Tri::False,
             Tri::False => Tri::True,
@@ -417,7 +416,7 @@ impl Residual {
             ),
             Residual::And(a, b) => a.value(fixed, field).and(b.value(fixed, field)),
             Residual::Or(a, b) => a.value(fixed, field).or(b.value(fixed, field)),
-            Residual::Not(a) => a.value(fixed, field).not(),
+            Residual::Not(a) => a.value(fixed, field).negate(),
         }
     }
 }
