@@ -67,13 +67,29 @@ DO $$
 DECLARE
     nsp pg_catalog.pg_namespace;
 BEGIN
+    -- Claims are UTF-8; another server encoding would read their bytes as other characters.
+    IF pg_catalog.getdatabaseencoding() NOT IN ('UTF8', 'SQL_ASCII') THEN
+        RAISE EXCEPTION 'pg_oidc_authz needs a UTF8 (or SQL_ASCII) database, not %',
+            pg_catalog.getdatabaseencoding()
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'create the database with ENCODING ''UTF8''';
+    END IF;
     SELECT * INTO nsp FROM pg_catalog.pg_namespace
      WHERE nspname OPERATOR(pg_catalog.=) 'oidc';
     IF nsp.nspowner OPERATOR(pg_catalog.<>) (SELECT r.oid FROM pg_catalog.pg_roles r
                                              WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER)
        OR EXISTS (SELECT FROM pg_catalog.aclexplode(nsp.nspacl) a
                    WHERE a.grantee OPERATOR(pg_catalog.<>) nsp.nspowner
-                     AND a.privilege_type OPERATOR(pg_catalog.<>) 'USAGE')
+                     AND (a.privilege_type OPERATOR(pg_catalog.<>) 'USAGE' OR a.is_grantable))
+       OR EXISTS (SELECT FROM pg_catalog.pg_collation WHERE collnamespace OPERATOR(pg_catalog.=) nsp.oid)
+       OR EXISTS (SELECT FROM pg_catalog.pg_conversion WHERE connamespace OPERATOR(pg_catalog.=) nsp.oid)
+       OR EXISTS (SELECT FROM pg_catalog.pg_opclass WHERE opcnamespace OPERATOR(pg_catalog.=) nsp.oid)
+       OR EXISTS (SELECT FROM pg_catalog.pg_opfamily WHERE opfnamespace OPERATOR(pg_catalog.=) nsp.oid)
+       OR EXISTS (SELECT FROM pg_catalog.pg_ts_config WHERE cfgnamespace OPERATOR(pg_catalog.=) nsp.oid)
+       OR EXISTS (SELECT FROM pg_catalog.pg_ts_dict WHERE dictnamespace OPERATOR(pg_catalog.=) nsp.oid)
+       OR EXISTS (SELECT FROM pg_catalog.pg_ts_parser WHERE prsnamespace OPERATOR(pg_catalog.=) nsp.oid)
+       OR EXISTS (SELECT FROM pg_catalog.pg_ts_template WHERE tmplnamespace OPERATOR(pg_catalog.=) nsp.oid)
+       OR EXISTS (SELECT FROM pg_catalog.pg_statistic_ext WHERE stxnamespace OPERATOR(pg_catalog.=) nsp.oid)
        OR EXISTS (SELECT FROM pg_catalog.pg_class WHERE relnamespace OPERATOR(pg_catalog.=) nsp.oid)
        OR EXISTS (SELECT FROM pg_catalog.pg_proc WHERE pronamespace OPERATOR(pg_catalog.=) nsp.oid)
        OR EXISTS (SELECT FROM pg_catalog.pg_type WHERE typnamespace OPERATOR(pg_catalog.=) nsp.oid)

@@ -11,10 +11,10 @@
 //! raises, and a panic in it is caught and ignored (the line is then logged unredacted
 //! rather than not at all).
 
-use oidc_authz_core::redact::redact;
+use oidc_authz_core::redact::{redact_bytes, OutOfMemory, REDACTED};
 use pgrx::pg_sys;
 use std::cell::Cell;
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, CStr};
 
 static mut PREVIOUS: pg_sys::emit_log_hook_type = None;
 
@@ -55,6 +55,10 @@ unsafe extern "C-unwind" fn redact_log_line(edata: *mut pg_sys::ErrorData) {
 unsafe fn redact_fields(edata: *mut pg_sys::ErrorData) {
     // SAFETY: per the caller.
     unsafe {
+        // elog.c pallocs these strings; another hook before ours may have put in strings
+        // of its own, which are then left alone (not freed).
+        let previous = PREVIOUS;
+        let ours = previous.is_none();
         let e = &mut *edata;
         for field in [
             &mut e.message,
@@ -65,7 +69,12 @@ unsafe fn redact_fields(edata: *mut pg_sys::ErrorData) {
             &mut e.internalquery,
         ] {
             if let Some(copy) = redacted(*field, pg_sys::ErrorContext) {
-                *field = copy;
+                let old = std::mem::replace(field, copy);
+                if ours {
+                    // The replaced text would otherwise stay in ErrorContext until the
+                    // next ERROR: a session logging tokens would grow without bound.
+                    pg_sys::pfree(old.cast());
+                }
             }
         }
         let statement = pg_sys::debug_query_string;
@@ -79,16 +88,36 @@ unsafe fn redact_fields(edata: *mut pg_sys::ErrorData) {
     }
 }
 
-/// A redacted copy of `text` in `context`, when it holds a token.
+/// A redacted copy of `text` in `context`, when it holds a token; the bytes are scanned as
+/// they are (any server encoding is a superset of ASCII, and tokens are ASCII).
 unsafe fn redacted(text: *const c_char, context: pg_sys::MemoryContext) -> Option<*mut c_char> {
     if text.is_null() || context.is_null() {
         return None;
     }
     // SAFETY: a NUL-terminated string of the error report or the statement.
-    let original = unsafe { CStr::from_ptr(text) }.to_string_lossy();
-    let clean = redact(&original)?;
-    let clean = CString::new(clean).ok()?;
-    // SAFETY: copies into a live memory context; MemoryContextStrdup raises only when out
-    // of memory, which Postgres escalates as it would for its own copy.
-    Some(unsafe { pg_sys::MemoryContextStrdup(context, clean.as_ptr()) })
+    let original = unsafe { CStr::from_ptr(text) }.to_bytes();
+    let clean = match redact_bytes(original)? {
+        Ok(clean) => clean,
+        // Too large to copy: the whole text goes, rather than a token with it.
+        Err(OutOfMemory) => REDACTED.as_bytes().to_vec(),
+    };
+    // SAFETY: a copy into a live memory context with its terminating NUL. Raising an error
+    // here would recurse into error reporting: the allocation returns NULL instead, and the
+    // text is then replaced whole.
+    unsafe {
+        let flags = (pg_sys::MCXT_ALLOC_HUGE | pg_sys::MCXT_ALLOC_NO_OOM) as i32;
+        let mut copy =
+            pg_sys::MemoryContextAllocExtended(context, clean.len() + 1, flags) as *mut u8;
+        let mut bytes = &clean[..];
+        if copy.is_null() {
+            bytes = REDACTED.as_bytes();
+            copy = pg_sys::MemoryContextAllocExtended(context, bytes.len() + 1, flags) as *mut u8;
+            if copy.is_null() {
+                return None;
+            }
+        }
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), copy, bytes.len());
+        *copy.add(bytes.len()) = 0;
+        Some(copy.cast())
+    }
 }

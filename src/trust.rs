@@ -19,10 +19,17 @@ pub static CONFIG_GENERATION: AtomicU64 = AtomicU64::new(1);
 /// OIDs of `oidc.issuers` and `oidc.rules` once seen; 0 before the first load.
 static WATCHED: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
 
+/// Invalidations of the configuration this backend has processed (the relcache callback
+/// only), and their count when the last transaction ended: a load under an old snapshot is
+/// stale only if one was processed during the current transaction.
+static INVALIDATIONS: AtomicU64 = AtomicU64::new(0);
+static INVALIDATIONS_AT_LAST_END: AtomicU64 = AtomicU64::new(0);
+
 #[pg_guard]
 unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
     let relid = relid.to_u32();
     if relid == 0 || WATCHED.iter().any(|w| w.load(Ordering::Relaxed) == relid) {
+        INVALIDATIONS.fetch_add(1, Ordering::Relaxed);
         CONFIG_GENERATION.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -34,6 +41,7 @@ static LOADED_UNDER_OLD_SNAPSHOT: AtomicBool = AtomicBool::new(false);
 
 /// Drops a configuration loaded under an old snapshot (see `lib.rs`'s transaction hook).
 pub fn at_transaction_end() {
+    INVALIDATIONS_AT_LAST_END.store(INVALIDATIONS.load(Ordering::Relaxed), Ordering::Relaxed);
     if LOADED_UNDER_OLD_SNAPSHOT.swap(false, Ordering::Relaxed) {
         CONFIG_GENERATION.fetch_add(1, Ordering::Relaxed);
     }
@@ -190,7 +198,14 @@ impl FreshSnapshot {
         // SAFETY: plain reads of the transaction state.
         let (isolation, parallel) = unsafe { (pg_sys::XactIsoLevel, pg_sys::IsInParallelMode()) };
         if isolation >= pg_sys::XACT_REPEATABLE_READ as i32 || parallel {
-            LOADED_UNDER_OLD_SNAPSHOT.store(true, Ordering::Relaxed);
+            // The snapshot was taken in this transaction, after every invalidation processed
+            // before it began (a commit is visible before its invalidation is sent): only
+            // one processed since may be missing from what is read.
+            if INVALIDATIONS.load(Ordering::Relaxed)
+                != INVALIDATIONS_AT_LAST_END.load(Ordering::Relaxed)
+            {
+                LOADED_UNDER_OLD_SNAPSHOT.store(true, Ordering::Relaxed);
+            }
             return FreshSnapshot { pushed: false };
         }
         // SAFETY: inside a transaction, not in parallel mode (checked above); the snapshot
@@ -215,11 +230,21 @@ impl Drop for FreshSnapshot {
 /// secrets; rules reveal policy). A missing table (the extension is not created in this
 /// database) reads as empty.
 fn read(table: Table) -> Vec<Value> {
+    // Claims are UTF-8: in a database of another encoding (LATIN1, EUC_JP, ...) their bytes
+    // would read as other characters, so nothing is trusted there (CREATE EXTENSION refuses
+    // such a database; this covers one copied from a template).
+    // SAFETY: reading the database's encoding.
+    let encoding = unsafe { pg_sys::GetDatabaseEncoding() };
+    if encoding != pg_sys::pg_enc::PG_UTF8 as i32 && encoding != pg_sys::pg_enc::PG_SQL_ASCII as i32
+    {
+        return Vec::new();
+    }
+    // The same snapshot finds the tables and reads them.
+    let _snapshot = FreshSnapshot::push();
     let Some((oid, owner, relation)) = locate(table) else {
         return Vec::new();
     };
     WATCHED[table as usize].store(oid.to_u32(), Ordering::Relaxed);
-    let _snapshot = FreshSnapshot::push();
     let _owner = AsOwner::switch(owner);
     Spi::connect(|client| {
         let mut rows = Vec::new();

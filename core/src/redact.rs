@@ -5,12 +5,17 @@
 //! …)` would be written to the server log in full. The extension's `emit_log_hook` runs
 //! every log line through [`redact`].
 //!
-//! What counts as a token: a run of base64url characters and dots with at least three
-//! segments, one of which (the header) decodes to text starting with `{` (every JWS and JWE
-//! header is a JSON object: `eyJ…`). Everything from that segment to the end of the run is
-//! replaced, signature and payload alike, so neither a whole token nor a piece of one is
-//! left; the text before it is kept. Too much is better than too little: a dotted run that
-//! merely looks like a token is blotted out too.
+//! What counts as a token: inside a run of base64url characters and dots, a place where
+//! the text decodes to something starting with `{` (every JWS and JWE header is a JSON
+//! object: `eyJ…`), followed by at least two more dots in the run. That place may be
+//! anywhere in the run (`Bearer%20eyJ…`, `xeyJ…`): everything from it to the end of the run
+//! is replaced, header, payload and signature alike; the text before it is kept. Too much
+//! is better than too little: a dotted run that merely looks like a token is blotted out
+//! too.
+//!
+//! Cost: one pass, a few operations per byte, and no memory beyond the output (which is
+//! only built when something is replaced, and never much longer than the input): whatever
+//! an attacker puts into a log line, redacting it cannot exhaust memory.
 
 /// What a token is replaced with.
 pub const REDACTED: &str = "[redacted token]";
@@ -24,18 +29,19 @@ fn b64_value(b: u8) -> Option<u8> {
         b'A'..=b'Z' => Some(b - b'A'),
         b'a'..=b'z' => Some(b - b'a' + 26),
         b'0'..=b'9' => Some(b - b'0' + 52),
-        b'-' | b'+' => Some(62),
-        b'_' | b'/' => Some(63),
+        b'-' => Some(62),
+        b'_' => Some(63),
         _ => None,
     }
 }
 
-/// Whether `segment` is base64url whose decoded text starts with `{` (after whitespace).
-fn decodes_to_object(segment: &[u8]) -> bool {
-    // Enough bytes to see past a little leading whitespace: 8 characters decode to 6 bytes.
+/// Whether the base64url text at the start of `text` (up to a dot) decodes to something
+/// starting with `{`, after whitespace.
+fn decodes_to_object(text: &[u8]) -> bool {
+    // 8 characters decode to 6 bytes: enough to see past a little leading whitespace.
     let mut bits: u32 = 0;
     let mut nbits = 0;
-    for &c in segment.iter().take(8) {
+    for &c in text.iter().take(8) {
         let Some(v) = b64_value(c) else {
             return false;
         };
@@ -43,8 +49,7 @@ fn decodes_to_object(segment: &[u8]) -> bool {
         nbits += 6;
         if nbits >= 8 {
             nbits -= 8;
-            let byte = ((bits >> nbits) & 0xff) as u8;
-            match byte {
+            match ((bits >> nbits) & 0xff) as u8 {
                 b' ' | b'\t' | b'\r' | b'\n' => continue,
                 b'{' => return true,
                 _ => return false,
@@ -54,55 +59,77 @@ fn decodes_to_object(segment: &[u8]) -> bool {
     false
 }
 
-/// Where the token in one run of token characters starts, if the run holds one: the first
-/// segment that decodes to an object and is followed by at least two more segments.
+/// Where the token in one run of token characters starts, if the run holds one.
 fn token_start(run: &[u8]) -> Option<usize> {
-    let mut start = 0;
-    let mut starts = Vec::new();
-    for (i, &b) in run.iter().enumerate() {
-        if b == b'.' {
-            starts.push((start, i));
-            start = i + 1;
-        }
-    }
-    starts.push((start, run.len()));
-    let count = starts.len();
-    starts
+    // A token needs two dots after its start: it starts before the second-to-last dot.
+    let mut dots = run
         .iter()
         .enumerate()
-        .take(count.saturating_sub(2))
-        .find(|(_, (s, e))| e > s && decodes_to_object(&run[*s..*e]))
-        .map(|(_, (s, _))| *s)
+        .filter(|(_, b)| **b == b'.')
+        .map(|(i, _)| i);
+    let (mut last, mut before_last) = (None, None);
+    for d in dots.by_ref() {
+        before_last = last;
+        last = Some(d);
+    }
+    let limit = before_last?;
+    (0..limit).find(|&p| run[p] != b'.' && decodes_to_object(&run[p..]))
 }
 
 /// `text` with every token replaced by [`REDACTED`]; `None` when it holds none (the common
-/// case, which allocates nothing).
-pub fn redact(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out: Option<String> = None;
+/// case, which allocates nothing), or when the copy cannot be allocated (the caller then
+/// drops the text rather than log it).
+pub fn redact_bytes(text: &[u8]) -> Option<Result<Vec<u8>, OutOfMemory>> {
+    let mut out: Option<Vec<u8>> = None;
     let mut copied = 0;
     let mut i = 0;
-    while i < bytes.len() {
-        if !is_token_char(bytes[i]) {
+    while i < text.len() {
+        if !is_token_char(text[i]) {
             i += 1;
             continue;
         }
         let run_start = i;
-        while i < bytes.len() && is_token_char(bytes[i]) {
+        while i < text.len() && is_token_char(text[i]) {
             i += 1;
         }
-        if let Some(offset) = token_start(&bytes[run_start..i]) {
+        if let Some(offset) = token_start(&text[run_start..i]) {
             let at = run_start + offset;
-            // Token characters are ASCII, so `at` and `i` are char boundaries.
-            let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
-            o.push_str(&text[copied..at]);
-            o.push_str(REDACTED);
+            let o = match out.as_mut() {
+                Some(o) => o,
+                None => {
+                    let mut v = Vec::new();
+                    if v.try_reserve(text.len() + REDACTED.len()).is_err() {
+                        return Some(Err(OutOfMemory));
+                    }
+                    out.insert(v)
+                }
+            };
+            if o.try_reserve(at - copied + REDACTED.len()).is_err() {
+                return Some(Err(OutOfMemory));
+            }
+            o.extend_from_slice(&text[copied..at]);
+            o.extend_from_slice(REDACTED.as_bytes());
             copied = i;
         }
     }
     let mut o = out?;
-    o.push_str(&text[copied..]);
-    Some(o)
+    if o.try_reserve(text.len() - copied).is_err() {
+        return Some(Err(OutOfMemory));
+    }
+    o.extend_from_slice(&text[copied..]);
+    Some(Ok(o))
+}
+
+/// The copy of a redacted text could not be allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutOfMemory;
+
+/// [`redact_bytes`] for a string (token characters are ASCII: the result is UTF-8 too).
+pub fn redact(text: &str) -> Option<String> {
+    match redact_bytes(text.as_bytes())? {
+        Ok(bytes) => String::from_utf8(bytes).ok(),
+        Err(OutOfMemory) => Some(REDACTED.to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -144,8 +171,14 @@ mod tests {
                 "eyAiYWxnIjoiSFMyNTYifQ.e30.c2ln".into(),
                 "[redacted token]".into(),
             ),
-            // Text glued before the token is kept.
+            // Text glued before the token is kept, also without a separator.
             (format!("x.{TOKEN}"), "x.[redacted token]".into()),
+            (format!("x{TOKEN}"), "x[redacted token]".into()),
+            (
+                format!("Bearer%20{TOKEN}"),
+                "Bearer%20[redacted token]".into(),
+            ),
+            (format!("n{TOKEN}"), "n[redacted token]".into()),
         ];
         for (input, want) in cases {
             assert_eq!(redact(&input).as_deref(), Some(want.as_str()), "{input}");
@@ -166,6 +199,27 @@ mod tests {
         ] {
             assert_eq!(redact(text), None, "{text}");
         }
+    }
+
+    #[test]
+    fn long_runs_cost_no_memory_beyond_the_output() {
+        // 10 MB of dots and of base64 letters: nothing to redact, nothing allocated.
+        let dots = vec![b'.'; 10_000_000];
+        assert_eq!(redact_bytes(&dots), None);
+        let letters = vec![b'A'; 10_000_000];
+        assert_eq!(redact_bytes(&letters), None);
+        // A token at the end of a long dotted run is still found.
+        let mut long = vec![b'.'; 1_000_000];
+        long.extend_from_slice(TOKEN.as_bytes());
+        let out = redact_bytes(&long).and_then(Result::ok).unwrap_or_default();
+        assert!(out.ends_with(REDACTED.as_bytes()));
+        // Bytes that are not UTF-8 (a LATIN1 statement) are kept as they are.
+        let mut latin1 = b"caf\xe9 ".to_vec();
+        latin1.extend_from_slice(TOKEN.as_bytes());
+        assert_eq!(
+            redact_bytes(&latin1).and_then(Result::ok),
+            Some([&b"caf\xe9 "[..], REDACTED.as_bytes()].concat())
+        );
     }
 
     #[test]

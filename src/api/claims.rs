@@ -58,16 +58,21 @@ fn scopes() -> Option<Vec<String>> {
     with_token(|t| t.verified.scopes.clone()).or_raise()
 }
 
+// The `has_*` functions decide, so none is STRICT: a NULL argument (a trigger's missing
+// `tg_argv[0]`) is never held, and `if not oidc.has_scope(…)` cannot pass on it.
+
 #[pg_extern(stable, parallel_safe)]
-fn has_scope(scope: &str) -> bool {
+fn has_scope(scope: Option<&str>) -> bool {
+    let Some(scope) = scope else { return false };
     with_token(|t| t.verified.scopes.iter().any(|s| s == scope))
         .or_raise()
         .unwrap_or(false)
 }
 
-/// True if the token has at least one of `wanted`; false for an empty list.
+/// True if the token has at least one of `wanted`; false for an empty or NULL list.
 #[pg_extern(stable, parallel_safe)]
-fn has_any_scope(wanted: Array<&str>) -> bool {
+fn has_any_scope(wanted: Option<Array<&str>>) -> bool {
+    let Some(wanted) = wanted else { return false };
     with_token(|t| {
         wanted
             .iter()
@@ -79,9 +84,10 @@ fn has_any_scope(wanted: Array<&str>) -> bool {
 }
 
 /// True if the token has every one of `wanted` (a NULL element is never held); true for an
-/// empty list when a token is present.
+/// empty list when a token is present; false for a NULL list.
 #[pg_extern(stable, parallel_safe)]
-fn has_all_scopes(wanted: Array<&str>) -> bool {
+fn has_all_scopes(wanted: Option<Array<&str>>) -> bool {
+    let Some(wanted) = wanted else { return false };
     with_token(|t| {
         wanted
             .iter()
@@ -97,7 +103,8 @@ fn roles() -> Option<Vec<String>> {
 }
 
 #[pg_extern(stable, parallel_safe)]
-fn has_role(role: &str) -> bool {
+fn has_role(role: Option<&str>) -> bool {
+    let Some(role) = role else { return false };
     with_token(|t| t.verified.roles.iter().any(|r| r == role))
         .or_raise()
         .unwrap_or(false)

@@ -55,6 +55,9 @@ def test_bound_and_inline_tokens_are_redacted(issuer, make_token, setting):
         conn.execute(sql.SQL("select set_config('oidc.token', {}, false)").format(sql.Literal(tok)))
         conn.execute("reset oidc.token")
         conn.execute(sql.SQL("select length({})").format(sql.Literal(f'{{"authorization": "Bearer {tok}"}}')))
+        # Glued to what comes before it, without a separator.
+        conn.execute(sql.SQL("select length({}), length({})").format(
+            sql.Literal("x" + tok), sql.Literal("Bearer%20" + tok)))
     text = log_since(start)
     assert REDACTED in text, text
     assert not secrets_in(text, tok), text
@@ -75,3 +78,31 @@ def test_a_failing_statement_with_a_token_is_redacted(issuer, make_token):
     text = log_since(start)
     assert "STATEMENT:" in text and REDACTED in text, text
     assert not secrets_in(text, tok), text
+
+
+def test_a_huge_log_line_costs_no_more_than_its_copy(superuser):
+    """Redacting never allocates in proportion to dots (one pass, no per-segment state):
+    a 5 MB value of dots in an error message is logged, and the backend survives."""
+    with connect() as conn:
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+            conn.execute("select repeat('.', 5000000)::int")
+        assert conn.execute("select 1").fetchone()[0] == 1
+    rss = superuser.execute("select 1").fetchone()[0]
+    assert rss == 1
+
+
+def test_redacting_frees_what_it_replaces(issuer, make_token):
+    """A session that logs tokens and raises no error does not grow: each replaced text is
+    freed (ErrorContext is otherwise reset only by the next ERROR)."""
+    tok = make_token()
+    with connect() as conn:
+        conn.execute("set client_min_messages = error")
+
+        def error_context() -> int:
+            return conn.execute("select coalesce(sum(total_bytes), 0) from pg_backend_memory_contexts"
+                                " where name = 'ErrorContext'").fetchone()[0]
+
+        before = error_context()
+        conn.execute(sql.SQL("do $$ begin for i in 1..5000 loop raise warning 'w %', {}; end loop; end $$")
+                     .format(sql.Literal(tok)))
+        assert error_context() - before < 256 * 1024

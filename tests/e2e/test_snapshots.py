@@ -132,3 +132,33 @@ def test_a_reload_inside_a_stable_function_does_not_outlive_its_transaction(
         assert result, "the statement neither returned nor failed"
         assert_change_applies(conn, change, [tok])
     superuser.execute("drop function public.e2e_mid_statement()")
+
+
+def test_repeatable_read_reloads_only_after_a_change(issuer, superuser, permit_docs, make_token):
+    """A REPEATABLE READ session reloads the configuration in the transaction after a change,
+    not in every transaction after it: counted as sequential scans of oidc.rules."""
+    tok = make_token()
+
+    def scans() -> int:
+        superuser.execute("select pg_stat_force_next_flush()")
+        superuser.execute("select pg_stat_clear_snapshot()")
+        return superuser.execute(
+            "select coalesce(seq_scan, 0) from pg_stat_user_tables where relid = 'oidc.rules'::regclass").fetchone()[0]
+
+    with connect() as conn:
+        def transaction() -> None:
+            with conn.transaction():
+                conn.execute("set transaction isolation level repeatable read")
+                conn.execute("select set_config('oidc.token', %s, true)", (tok,))
+                assert conn.execute(DECISION).fetchone() == ("alice", True)
+            conn.execute("select pg_stat_force_next_flush()")
+
+        transaction()
+        superuser.execute("update oidc.rules set description = 'changed'")
+        changed = scans()
+        transaction()  # reloads: the change
+        reloaded = scans()
+        assert reloaded - changed >= 1, "the reload is not counted: the test would prove nothing"
+        for _ in range(20):
+            transaction()
+        assert scans() - reloaded <= 1

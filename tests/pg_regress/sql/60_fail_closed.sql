@@ -50,6 +50,9 @@ select oidc.allow(null, 'thing', '{}'::jsonb) as null_action,
        oidc.allow('read', 'thing', null::jsonb) as null_resource,
        oidc.allow(null, 'thing', 'a', 1) as pairs_null_action,
        oidc.allow('read', null, 'a', 1) as pairs_null_type;
+-- the scope and role tests too: a NULL is never held
+select oidc.has_scope(null) as scope, oidc.has_role(null) as role,
+       oidc.has_any_scope(null) as any_scope, oidc.has_all_scopes(null) as all_scopes;
 select oidc.explain('read', 'thing', null::jsonb);
 select oidc.explain(null, 'thing', '{}'::jsonb) ->> 'reason' as reason;
 select oidc.require('read', 'thing', null::jsonb);
