@@ -13,7 +13,10 @@ MAKEFLAGS += --no-print-directory
 setup:
 	"$(ROOT)"/scripts/setup.sh
 
+# The throwaway cluster preloads the library: it is stopped first (a running server would
+# crash on a library replaced under it) and started again by whatever needs it.
 install:
+	"$(ROOT)"/scripts/cluster.sh stop
 	cd "$(ROOT)" && cargo pgrx install --release --pg-config $(PG_CONFIG)
 
 cluster-start:
