@@ -112,12 +112,12 @@ pgrx::extension_sql!(
 -- jsonb form (an untyped literal '{...}' stays unambiguous).
 CREATE FUNCTION oidc.allow(action text, resource_type text, name text, value "any")
 RETURNS boolean
-STABLE PARALLEL SAFE
+STABLE PARALLEL SAFE SUPPORT oidc._allow_support
 LANGUAGE c AS 'MODULE_PATHNAME', 'oidc_allow_attributes';
 CREATE FUNCTION oidc.allow(action text, resource_type text, name text, value "any",
                            VARIADIC more_attributes "any")
 RETURNS boolean
-STABLE PARALLEL SAFE
+STABLE PARALLEL SAFE SUPPORT oidc._allow_support
 LANGUAGE c AS 'MODULE_PATHNAME', 'oidc_allow_attributes';
 COMMENT ON FUNCTION oidc.allow(text, text, text, "any") IS
     'The decision for the current principal; the resource given as name/value pairs';
@@ -125,6 +125,7 @@ COMMENT ON FUNCTION oidc.allow(text, text, text, "any", "any") IS
     'The decision for the current principal; the resource given as name/value pairs';
 "#,
     name = "allow_attributes",
+    requires = ["residual_helpers"],
 );
 
 #[no_mangle]

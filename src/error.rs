@@ -20,6 +20,9 @@ pub enum Error {
         resource_type: String,
         explanation: String,
     },
+    /// A plan built from other rules than the current ones (a change processed during the
+    /// statement): 40001, retry.
+    StalePlan,
     /// A bug: XX000.
     Internal(&'static str),
 }
@@ -61,6 +64,12 @@ impl Error {
             )
             .set_detail(explanation)
             .set_hint("oidc.explain() with the same arguments shows every rule that matched"),
+            Error::StalePlan => ErrorReport::new(
+                PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
+                "the rules changed while this statement ran",
+                "pg_oidc_authz",
+            )
+            .set_hint("run the statement again: it is planned with the new rules"),
             Error::Internal(what) => ErrorReport::new(
                 PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
                 format!("pg_oidc_authz internal error: {what}"),

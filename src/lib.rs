@@ -15,6 +15,7 @@ mod error;
 mod jsonb;
 mod log;
 mod policy;
+mod residual;
 mod settings;
 mod trust;
 

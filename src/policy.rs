@@ -247,6 +247,20 @@ fn decide(p: &Prepared, resource: &dyn Resource) -> Result<bool, Error> {
     })
 }
 
+/// Runs `f` on a request for the current principal and statement context whose resource
+/// is absent (for the principal- and context-only parts of residuals); `key` identifies
+/// what it is valid for: the token generation and the context key.
+pub fn with_fixed_request<R>(f: impl FnOnce(&Request, (u64, (i64, u64))) -> R) -> Result<R, Error> {
+    let (context, key) = statement_context();
+    let token = crate::settings::TOKEN_GENERATION.load(Ordering::Relaxed);
+    let null = Val::Null;
+    cache::with_principal(|entry| {
+        with_inputs(entry, |inputs| {
+            f(&request(inputs, &context, &null), (token, key))
+        })
+    })
+}
+
 /// `oidc.explain()`: the decision for the current principal, with every matching rule.
 pub fn explain(action: &str, resource_type: &str, resource: &dyn Resource) -> Result<Value, Error> {
     let rules = cache::rules();

@@ -182,6 +182,11 @@ fn locate(table: Table) -> Option<(pg_sys::Oid, pg_sys::Oid, String)> {
     .unwrap_or(None)
 }
 
+/// The oid of the extension's `oidc.rules` (found by identity), for plans that depend on it.
+pub fn rules_relation() -> Option<pg_sys::Oid> {
+    locate(Table::Rules).map(|(oid, _, _)| oid)
+}
+
 /// Pushes the newest snapshot for the read, so that what is loaded includes every change
 /// whose invalidation this backend has processed: under READ COMMITTED the statement's
 /// snapshot (a cursor's, a long statement's) can predate a change whose invalidation was

@@ -57,6 +57,27 @@ pub struct Rule {
     pub enabled: bool,
     /// Set for a forbid whose row failed to load: it holds (denies) wherever it may match.
     pub unloadable: bool,
+    /// A hash of what decides (effect, actions, type, condition, enabled): a plan built
+    /// from this rule checks at execution that the rule it finds is still this one.
+    pub fingerprint: u64,
+}
+
+/// The hash behind [`Rule::fingerprint`]: deterministic for one build of the extension
+/// (plans live in one server), not a security boundary (rules are admin-only).
+fn fingerprint(row: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for key in [
+        "name",
+        "effect",
+        "actions",
+        "resource_type",
+        "condition",
+        "enabled",
+    ] {
+        row.get(key).map(Value::to_string).hash(&mut h);
+    }
+    h.finish()
 }
 
 impl Rule {
@@ -112,6 +133,7 @@ impl Rule {
             program,
             enabled,
             unloadable: false,
+            fingerprint: fingerprint(&Value::Object(row.clone())),
         })
     }
 
@@ -149,6 +171,7 @@ impl Rule {
             program: None,
             enabled: true,
             unloadable: true,
+            fingerprint: row.map_or(0, |r| fingerprint(&Value::Object(r.clone()))),
         })
     }
 
@@ -213,7 +236,28 @@ pub struct Verdict {
     pub deciding: Option<usize>,
 }
 
+impl Matching {
+    /// The matching forbids, as indexes into the rule set.
+    pub fn forbids(&self) -> &[usize] {
+        &self.forbids
+    }
+
+    /// The matching permits, as indexes into the rule set.
+    pub fn permits(&self) -> &[usize] {
+        &self.permits
+    }
+}
+
 impl RuleSet {
+    /// The enabled or disabled rule named `name`, with its index.
+    pub fn by_name(&self, name: &str) -> Option<(usize, &Rule)> {
+        let i = self
+            .rules
+            .binary_search_by(|r| r.name.as_str().cmp(name))
+            .ok()?;
+        Some((i, &self.rules[i]))
+    }
+
     /// Builds the set from rows; a row that fails validation (possible only if written
     /// around the validating trigger) fails closed: a permit is left out, so it grants
     /// nothing, and a forbid denies wherever it may match (see `Rule::unloadable`). Its

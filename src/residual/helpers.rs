@@ -1,0 +1,100 @@
+//! The extension's own helper functions of residual expressions, found by identity
+//! (extension membership), never by name.
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::cell::RefCell;
+
+pgrx::extension_sql!(
+    r#"
+-- Helpers of residual expressions (see src/residual.rs); found by identity, not by name.
+CREATE FUNCTION oidc._allow_support(internal) RETURNS internal
+LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'oidc_allow_support';
+CREATE FUNCTION oidc._has_null(pg_catalog.text[]) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN pg_catalog.array_position($1, NULL) IS NOT NULL;
+CREATE FUNCTION oidc._nonempty(pg_catalog.text[]) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN pg_catalog.cardinality($1) OPERATOR(pg_catalog.>) 0;
+"#,
+    name = "residual_helpers",
+);
+
+/// The extension's helper functions, by oid.
+#[derive(Clone, Copy)]
+pub(super) struct Helpers {
+    pub(super) fixed_bool: pg_sys::Oid,
+    pub(super) fixed_text: pg_sys::Oid,
+    pub(super) fixed_texts: pg_sys::Oid,
+    pub(super) fixed_probe: pg_sys::Oid,
+    pub(super) has_null: pg_sys::Oid,
+    pub(super) nonempty: pg_sys::Oid,
+}
+
+thread_local! {
+    /// The helpers' oids per extension oid (a backend is single-threaded); an extension
+    /// dropped and created again has another oid.
+    static HELPERS: RefCell<Option<(pg_sys::Oid, Helpers)>> = const { RefCell::new(None) };
+}
+
+/// The helpers that are members of the extension (`pg_depend`): never whatever a name
+/// resolves to.
+pub(super) fn helpers() -> Option<Helpers> {
+    // SAFETY: a catalog lookup by a static name; missing_ok.
+    let extension = unsafe { pg_sys::get_extension_oid(c"pg_oidc_authz".as_ptr(), true) };
+    if extension == pg_sys::InvalidOid {
+        return None;
+    }
+    if let Some(h) = HELPERS.with_borrow(|h| h.filter(|(e, _)| *e == extension).map(|(_, h)| h)) {
+        return Some(h);
+    }
+    let names = [
+        "_fixed_bool",
+        "_fixed_text",
+        "_fixed_texts",
+        "_fixed_probe",
+        "_has_null",
+        "_nonempty",
+    ];
+    let mut oids = [pg_sys::InvalidOid; 6];
+    Spi::connect(|client| {
+        let rows = client.select(
+            "select p.oid, p.proname::pg_catalog.text from pg_catalog.pg_depend d \
+             join pg_catalog.pg_proc p on p.oid operator(pg_catalog.=) d.objid \
+             where d.refclassid operator(pg_catalog.=) $1 \
+             and d.refobjid operator(pg_catalog.=) $2 \
+             and d.classid operator(pg_catalog.=) $3 \
+             and d.deptype operator(pg_catalog.=) 'e'::pg_catalog.\"char\"",
+            None,
+            &[
+                pg_sys::ExtensionRelationId.into(),
+                extension.into(),
+                pg_sys::ProcedureRelationId.into(),
+            ],
+        )?;
+        for row in rows {
+            let (Some(oid), Some(name)) = (row.get::<pg_sys::Oid>(1)?, row.get::<String>(2)?)
+            else {
+                continue;
+            };
+            if let Some(i) = names.iter().position(|n| *n == name) {
+                oids[i] = oid;
+            }
+        }
+        Ok::<_, pgrx::spi::SpiError>(())
+    })
+    .ok()?;
+    if oids.contains(&pg_sys::InvalidOid) {
+        return None;
+    }
+    let h = Helpers {
+        fixed_bool: oids[0],
+        fixed_text: oids[1],
+        fixed_texts: oids[2],
+        fixed_probe: oids[3],
+        has_null: oids[4],
+        nonempty: oids[5],
+    };
+    HELPERS.with_borrow_mut(|c| *c = Some((extension, h)));
+    Some(h)
+}

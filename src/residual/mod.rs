@@ -1,0 +1,481 @@
+//! Rules the planner can use: a planner support function on `oidc.allow(action, type,
+//! 'name', value, …)` replaces the call, when planning, by the rules' residual
+//! (`oidc_authz_core::rules::residual`) as a Postgres expression over the values the call
+//! passes: `owner = …`, `labels && …`, `'x' = any(…)`, which b-tree and GIN indexes serve.
+//!
+//! What the plan holds is built from the rules alone. Every principal- or context-derived
+//! value is a call of `oidc._fixed_bool/_text/_texts(key, slot, …)`, STABLE, evaluated at
+//! execution (once per scan as an index key or a one-time filter), so a plan made under
+//! one token decides correctly for another. A plan depends on `oidc.rules` (its oid is in
+//! the plan's relation dependencies), so a rule change replans; a plan that meets rules it
+//! was not built from (a change processed mid-statement) raises 40001 at execution.
+//!
+//! The expression is two-valued, as `oidc.allow()` is: each permit contributes "its
+//! condition is true", each forbid "its condition is not false" (an error holds), and each
+//! leaf is written for both (see `Want`). Nothing is simplified (the call stays, and the
+//! evaluator decides per row) when any matching rule has a shape or an attribute type that
+//! does not translate, when the audit is on (it counts per-row decisions), or outside the
+//! planner.
+
+use crate::cache;
+use crate::settings;
+use oidc_authz_core::rules::residual::{translate, Cmp, Fixed, Leaf, Operand, Residual};
+use oidc_authz_core::rules::value::Val;
+use oidc_authz_core::rules::{Effect, RuleSet};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+mod fixed;
+mod helpers;
+mod nodes;
+
+use fixed::{strings_of, value_test};
+use helpers::{helpers, Helpers};
+use nodes::*;
+
+#[no_mangle]
+pub extern "C" fn pg_finfo_oidc_allow_support() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+/// The planner support function of `oidc.allow`'s pair form.
+///
+/// # Safety
+/// Called by the planner with a support request node as the only argument.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn oidc_allow_support(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: fcinfo is valid; the argument is a Node (a support request).
+    unsafe {
+        let req = (*fcinfo).args.as_slice(1)[0]
+            .value
+            .cast_mut_ptr::<pg_sys::Node>();
+        if req.is_null() || !pgrx::is_a(req, pg_sys::NodeTag::T_SupportRequestSimplify) {
+            return pg_sys::Datum::from(0);
+        }
+        let req = &*(req as *mut pg_sys::SupportRequestSimplify);
+        match simplify(req) {
+            Some(expr) => pg_sys::Datum::from(expr),
+            None => pg_sys::Datum::from(0),
+        }
+    }
+}
+
+/// The call's attribute: its expression and type.
+struct Attr {
+    name: String,
+    expr: *mut pg_sys::Node,
+    typ: pg_sys::Oid,
+    collation: pg_sys::Oid,
+}
+
+/// What a leaf's expression must say about the CEL value of its condition.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// True exactly when the value is true (a permit, or under an even number of `!`).
+    IsTrue,
+    /// True exactly when the value is not false: true or an error (a forbid).
+    NotFalse,
+}
+
+impl Want {
+    fn flipped(self) -> Want {
+        match self {
+            Want::IsTrue => Want::NotFalse,
+            Want::NotFalse => Want::IsTrue,
+        }
+    }
+}
+
+unsafe fn simplify(req: &pg_sys::SupportRequestSimplify) -> Option<*mut pg_sys::Node> {
+    if req.root.is_null() || req.fcall.is_null() || settings::audit() {
+        return None;
+    }
+    // SAFETY: per the caller: a FuncExpr of the planner.
+    unsafe {
+        let fcall = &*req.fcall;
+        if fcall.funcvariadic {
+            return None;
+        }
+        let args = list_nodes(fcall.args);
+        if args.len() < 4 || !args.len().is_multiple_of(2) {
+            return None;
+        }
+        let action = const_text(args[0])?;
+        let resource_type = const_text(args[1])?;
+        let mut attrs: Vec<Attr> = Vec::new();
+        for pair in args[2..].chunks(2) {
+            let name = const_text(pair[0])?;
+            if attrs.iter().any(|a| a.name == name) {
+                continue; // the first of a name is what the evaluator reads
+            }
+            attrs.push(Attr {
+                name,
+                expr: pair[1],
+                typ: pg_sys::exprType(pair[1]),
+                collation: pg_sys::exprCollation(pair[1]),
+            });
+        }
+        let helpers = helpers()?;
+        let rules_oid = crate::trust::rules_relation()?;
+        let rules = cache::rules();
+        let matching = rules.matching(&action, &resource_type);
+        let mut permits = Vec::new();
+        for &i in matching.permits() {
+            permits.push(rule_expr(&rules, i, &attrs, helpers)?);
+        }
+        let mut forbids = Vec::new();
+        for &i in matching.forbids() {
+            forbids.push(rule_expr(&rules, i, &attrs, helpers)?);
+        }
+        // A change of the rules invalidates the plan (plancache watches these relations).
+        let glob = (*req.root).glob;
+        if !glob.is_null() {
+            (*glob).relationOids = pg_sys::lappend_oid((*glob).relationOids, rules_oid);
+        }
+        let permitted = or(permits);
+        Some(if forbids.is_empty() {
+            permitted
+        } else {
+            and(vec![permitted, not(or(forbids))])
+        })
+    }
+}
+
+/// One rule's contribution: for a permit, "its condition is true"; for a forbid, "its
+/// condition is not false". `None` when it does not translate.
+unsafe fn rule_expr(
+    rules: &RuleSet,
+    i: usize,
+    attrs: &[Attr],
+    helpers: Helpers,
+) -> Option<*mut pg_sys::Node> {
+    let rule = rules.rule(i);
+    if rule.unloadable {
+        return Some(bool_const(true));
+    }
+    let Some(program) = &rule.program else {
+        return Some(bool_const(true));
+    };
+    let t = translate(program)?;
+    let want = match rule.effect {
+        Effect::Permit => Want::IsTrue,
+        Effect::Forbid => Want::NotFalse,
+    };
+    let b = Builder {
+        key: format!("{:016x}/{}", rule.fingerprint, rule.name),
+        attrs,
+        helpers,
+    };
+    // SAFETY: node construction in the planner's memory context.
+    unsafe {
+        let expr = b.form(&t.residual, want)?;
+        if t.fixed().is_empty() {
+            return Some(expr);
+        }
+        // A principal-only part that runs out of steps makes the whole rule an error.
+        let out_of_steps = b.fixed_bool(-1, "out of steps");
+        Some(match want {
+            Want::IsTrue => and(vec![expr, not(out_of_steps)]),
+            Want::NotFalse => or(vec![expr, out_of_steps]),
+        })
+    }
+}
+
+struct Builder<'a> {
+    key: String,
+    attrs: &'a [Attr],
+    helpers: Helpers,
+}
+
+/// The column types a leaf can be written for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Column {
+    Text,
+    TextArray,
+}
+
+impl Builder<'_> {
+    unsafe fn form(&self, r: &Residual, want: Want) -> Option<*mut pg_sys::Node> {
+        // SAFETY: node construction; children built first.
+        unsafe {
+            Some(match r {
+                Residual::Fixed(f) => match want {
+                    Want::IsTrue => self.fixed_bool(f.0 as i32, "true"),
+                    Want::NotFalse => not(self.fixed_bool(f.0 as i32, "false")),
+                },
+                Residual::FixedIsUnknown(f) => self.fixed_bool(f.0 as i32, "unknown"),
+                Residual::Unknown => bool_const(want == Want::NotFalse),
+                Residual::And(a, b) => and(vec![self.form(a, want)?, self.form(b, want)?]),
+                Residual::Or(a, b) => or(vec![self.form(a, want)?, self.form(b, want)?]),
+                Residual::Not(a) => not(self.form(a, want.flipped())?),
+                Residual::Leaf(leaf) => self.leaf(leaf, want)?,
+            })
+        }
+    }
+
+    fn attr(&self, name: &str) -> Option<&Attr> {
+        self.attrs.iter().find(|a| a.name == name)
+    }
+
+    unsafe fn leaf(&self, leaf: &Leaf, want: Want) -> Option<*mut pg_sys::Node> {
+        let Some(attr) = self.attr(leaf.attr()) else {
+            // Not passed: `has()` is false, anything else an error.
+            return Some(bool_const(match leaf {
+                Leaf::Has { .. } => false,
+                _ => want == Want::NotFalse,
+            }));
+        };
+        let column = match attr.typ {
+            pg_sys::TEXTOID | pg_sys::VARCHAROID => Column::Text,
+            pg_sys::TEXTARRAYOID => Column::TextArray,
+            _ => {
+                return match leaf {
+                    Leaf::Has { .. } => Some(bool_const(true)),
+                    _ => None,
+                }
+            }
+        };
+        let collation = if attr.collation == pg_sys::InvalidOid {
+            pg_sys::DEFAULT_COLLATION_OID
+        } else {
+            attr.collation
+        };
+        // SAFETY: a catalog lookup of a valid collation.
+        if !unsafe { pg_sys::get_collation_isdeterministic(collation) } {
+            return None; // equality would not be byte (code point) equality
+        }
+        // SAFETY: node construction over the call's own argument expressions.
+        unsafe {
+            let c = || as_text(attr.expr, collation);
+            let is_null = || null_test(attr.expr, true);
+            let not_null = || null_test(attr.expr, false);
+            Some(match (leaf, column) {
+                (Leaf::Has { .. }, _) => bool_const(true),
+                (Leaf::Compare { op, value, .. }, Column::Text) => {
+                    let is_true = |b: &Self| {
+                        Some(or(vec![
+                            and(vec![
+                                not_null(),
+                                text_eq(c(), b.text(value, collation)?, collation),
+                                b.test(value, "string"),
+                            ]),
+                            and(vec![is_null(), b.test(value, "null")]),
+                        ]))
+                    };
+                    let not_false = |b: &Self| Some(or(vec![is_true(b)?, b.test(value, "error")]));
+                    match (op, want) {
+                        (Cmp::Eq, Want::IsTrue) => is_true(self)?,
+                        (Cmp::Eq, Want::NotFalse) => not_false(self)?,
+                        (Cmp::Ne, Want::IsTrue) => not(not_false(self)?),
+                        (Cmp::Ne, Want::NotFalse) => not(is_true(self)?),
+                        _ => return None,
+                    }
+                }
+                (Leaf::In { set, .. }, Column::Text) => {
+                    let list_or_map = self.test(set, "list or map");
+                    let is_true = or(vec![
+                        and(vec![
+                            not_null(),
+                            text_any(c(), self.texts(set, collation)?, collation),
+                            list_or_map,
+                        ]),
+                        and(vec![is_null(), self.test(set, "holds null")]),
+                    ]);
+                    match want {
+                        Want::IsTrue => is_true,
+                        Want::NotFalse => or(vec![
+                            is_true,
+                            not(self.test(set, "list or map")),
+                            and(vec![is_null(), self.test(set, "map")]),
+                        ]),
+                    }
+                }
+                (Leaf::Contains { value, .. }, Column::TextArray) => {
+                    let element = array_of(self.text(value, collation)?, collation);
+                    let is_true = or(vec![
+                        and(vec![
+                            not_null(),
+                            array_op(pg_sys::OID_ARRAY_CONTAINS_OP, attr.expr, element, collation),
+                            self.test(value, "string"),
+                        ]),
+                        self.null_elements(value, "null", attr.expr, collation),
+                    ]);
+                    match want {
+                        Want::IsTrue => is_true,
+                        Want::NotFalse => or(vec![is_true, self.test(value, "error"), is_null()]),
+                    }
+                }
+                (Leaf::Overlaps { set, .. }, Column::TextArray) => {
+                    let is_true = and(vec![
+                        not_null(),
+                        or(vec![
+                            and(vec![
+                                array_op(
+                                    pg_sys::OID_ARRAY_OVERLAP_OP,
+                                    attr.expr,
+                                    self.texts(set, collation)?,
+                                    collation,
+                                ),
+                                self.test(set, "list or map"),
+                            ]),
+                            self.null_elements(set, "holds null", attr.expr, collation),
+                        ]),
+                    ]);
+                    match want {
+                        Want::IsTrue => is_true,
+                        Want::NotFalse => or(vec![
+                            is_true,
+                            is_null(),
+                            and(vec![
+                                self.call(self.helpers.nonempty, attr.expr),
+                                not(self.test(set, "list or map")),
+                            ]),
+                            and(vec![
+                                self.test(set, "map"),
+                                self.call(self.helpers.has_null, attr.expr),
+                            ]),
+                        ]),
+                    }
+                }
+                _ => return None,
+            })
+        }
+    }
+
+    /// "The operand passes `test` and the array attribute holds a NULL element", written so
+    /// that an index can serve the OR it is an arm of: `attr @> probe`, where the probe is
+    /// `{}` (every array) when the test holds and NULL (no row, no index scan) when not.
+    unsafe fn null_elements(
+        &self,
+        o: &Operand,
+        test: &'static str,
+        attr: *mut pg_sys::Node,
+        collation: pg_sys::Oid,
+    ) -> *mut pg_sys::Node {
+        // SAFETY: node construction.
+        unsafe {
+            let probe = match o {
+                Operand::Const(v) if value_test(&Ok(v.clone()), test) => {
+                    array_expr(vec![], collation)
+                }
+                Operand::Const(_) => return bool_const(false),
+                Operand::Fixed(Fixed(slot)) => pg_sys::makeFuncExpr(
+                    self.helpers.fixed_probe,
+                    pg_sys::TEXTARRAYOID,
+                    list(vec![
+                        text_const(&self.key, pg_sys::DEFAULT_COLLATION_OID),
+                        int_const(*slot as i32),
+                        text_const(test, pg_sys::DEFAULT_COLLATION_OID),
+                    ]),
+                    collation,
+                    pg_sys::DEFAULT_COLLATION_OID,
+                    pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+                )
+                .cast(),
+            };
+            and(vec![
+                self.test(o, test),
+                self.call(self.helpers.has_null, attr),
+                array_op(pg_sys::OID_ARRAY_CONTAINS_OP, attr, probe, collation),
+            ])
+        }
+    }
+
+    /// A test of an operand's value: a constant for a literal, a call for a fixed value.
+    unsafe fn test(&self, o: &Operand, test: &'static str) -> *mut pg_sys::Node {
+        match o {
+            Operand::Const(v) => bool_const(value_test(&Ok(v.clone()), test)),
+            // SAFETY: node construction.
+            Operand::Fixed(Fixed(slot)) => unsafe { self.fixed_bool(*slot as i32, test) },
+        }
+    }
+
+    /// The operand as text: the string, or NULL when it is not one.
+    unsafe fn text(&self, o: &Operand, collation: pg_sys::Oid) -> Option<*mut pg_sys::Node> {
+        // SAFETY: node construction.
+        unsafe {
+            Some(match o {
+                Operand::Const(Val::Str(s)) => text_const(s, collation),
+                Operand::Const(_) => null_const(pg_sys::TEXTOID, collation),
+                Operand::Fixed(Fixed(slot)) => pg_sys::makeFuncExpr(
+                    self.helpers.fixed_text,
+                    pg_sys::TEXTOID,
+                    list(vec![
+                        text_const(&self.key, pg_sys::DEFAULT_COLLATION_OID),
+                        int_const(*slot as i32),
+                    ]),
+                    collation,
+                    pg_sys::DEFAULT_COLLATION_OID,
+                    pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+                )
+                .cast(),
+            })
+        }
+    }
+
+    /// The operand's strings (a list's string elements, a map's keys) as text[], or NULL.
+    unsafe fn texts(&self, o: &Operand, collation: pg_sys::Oid) -> Option<*mut pg_sys::Node> {
+        // SAFETY: node construction.
+        unsafe {
+            Some(match o {
+                Operand::Const(v) => match strings_of(v) {
+                    Some(strings) => array_expr(
+                        strings.iter().map(|s| text_const(s, collation)).collect(),
+                        collation,
+                    ),
+                    None => null_const(pg_sys::TEXTARRAYOID, collation),
+                },
+                Operand::Fixed(Fixed(slot)) => pg_sys::makeFuncExpr(
+                    self.helpers.fixed_texts,
+                    pg_sys::TEXTARRAYOID,
+                    list(vec![
+                        text_const(&self.key, pg_sys::DEFAULT_COLLATION_OID),
+                        int_const(*slot as i32),
+                    ]),
+                    collation,
+                    pg_sys::DEFAULT_COLLATION_OID,
+                    pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+                )
+                .cast(),
+            })
+        }
+    }
+
+    unsafe fn fixed_bool(&self, slot: i32, test: &str) -> *mut pg_sys::Node {
+        // SAFETY: node construction.
+        unsafe {
+            pg_sys::makeFuncExpr(
+                self.helpers.fixed_bool,
+                pg_sys::BOOLOID,
+                list(vec![
+                    text_const(&self.key, pg_sys::DEFAULT_COLLATION_OID),
+                    int_const(slot),
+                    text_const(test, pg_sys::DEFAULT_COLLATION_OID),
+                ]),
+                pg_sys::InvalidOid,
+                pg_sys::DEFAULT_COLLATION_OID,
+                pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+            )
+            .cast()
+        }
+    }
+
+    unsafe fn call(&self, f: pg_sys::Oid, arg: *mut pg_sys::Node) -> *mut pg_sys::Node {
+        // SAFETY: node construction.
+        unsafe {
+            pg_sys::makeFuncExpr(
+                f,
+                pg_sys::BOOLOID,
+                list(vec![arg]),
+                pg_sys::InvalidOid,
+                pg_sys::InvalidOid,
+                pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+            )
+            .cast()
+        }
+    }
+}
