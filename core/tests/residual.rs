@@ -202,6 +202,7 @@ fn what_translates_and_what_does_not() {
         ("resource.labels.exists(l, l.startsWith('e'))", false),
         ("resource.level + 1 > 3", false),
         ("resource.level > 3 ? true : false", false),
+        ("has(resource.archived) && resource.archived", true),
     ] {
         let program = compile(source).unwrap();
         assert_eq!(translate(&program).is_some(), translates, "{source}");

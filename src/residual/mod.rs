@@ -131,6 +131,13 @@ unsafe fn simplify(req: &pg_sys::SupportRequestSimplify) -> Option<*mut pg_sys::
         for &i in matching.forbids() {
             forbids.push(rule_expr(&rules, i, &attrs, helpers)?);
         }
+        // The principal's values are scalar subqueries: initplans, evaluated once per
+        // execution, which the planner makes from sublinks after this simplification.
+        let parse = (*req.root).parse;
+        if parse.is_null() {
+            return None;
+        }
+        (*parse).hasSubLinks = true;
         // A change of the rules invalidates the plan (plancache watches these relations).
         let glob = (*req.root).glob;
         if !glob.is_null() {
@@ -196,6 +203,7 @@ struct Builder<'a> {
 enum Column {
     Text,
     TextArray,
+    Bool,
 }
 
 impl Builder<'_> {
@@ -232,6 +240,7 @@ impl Builder<'_> {
         let column = match attr.typ {
             pg_sys::TEXTOID | pg_sys::VARCHAROID => Column::Text,
             pg_sys::TEXTARRAYOID => Column::TextArray,
+            pg_sys::BOOLOID => Column::Bool,
             _ => {
                 return match leaf {
                     Leaf::Has { .. } => Some(bool_const(true)),
@@ -255,6 +264,13 @@ impl Builder<'_> {
             let not_null = || null_test(attr.expr, false);
             Some(match (leaf, column) {
                 (Leaf::Has { .. }, _) => bool_const(true),
+                // A bool attribute as a condition: NULL is not a bool (an error).
+                (Leaf::Truthy { .. }, Column::Bool) => match want {
+                    Want::IsTrue => and(vec![not_null(), attr.expr]),
+                    Want::NotFalse => or(vec![is_null(), attr.expr]),
+                },
+                // A string or a list is never a bool: always an error.
+                (Leaf::Truthy { .. }, _) => bool_const(want == Want::NotFalse),
                 (Leaf::Compare { op, value, .. }, Column::Text) => {
                     let is_true = |b: &Self| {
                         Some(or(vec![
@@ -363,7 +379,7 @@ impl Builder<'_> {
                     array_expr(vec![], collation)
                 }
                 Operand::Const(_) => return bool_const(false),
-                Operand::Fixed(Fixed(slot)) => pg_sys::makeFuncExpr(
+                Operand::Fixed(Fixed(slot)) => init_plan(pg_sys::makeFuncExpr(
                     self.helpers.fixed_probe,
                     pg_sys::TEXTARRAYOID,
                     list(vec![
@@ -375,7 +391,7 @@ impl Builder<'_> {
                     pg_sys::DEFAULT_COLLATION_OID,
                     pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
                 )
-                .cast(),
+                .cast()),
             };
             and(vec![
                 self.test(o, test),
@@ -401,7 +417,7 @@ impl Builder<'_> {
             Some(match o {
                 Operand::Const(Val::Str(s)) => text_const(s, collation),
                 Operand::Const(_) => null_const(pg_sys::TEXTOID, collation),
-                Operand::Fixed(Fixed(slot)) => pg_sys::makeFuncExpr(
+                Operand::Fixed(Fixed(slot)) => init_plan(pg_sys::makeFuncExpr(
                     self.helpers.fixed_text,
                     pg_sys::TEXTOID,
                     list(vec![
@@ -412,7 +428,7 @@ impl Builder<'_> {
                     pg_sys::DEFAULT_COLLATION_OID,
                     pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
                 )
-                .cast(),
+                .cast()),
             })
         }
     }
@@ -429,7 +445,7 @@ impl Builder<'_> {
                     ),
                     None => null_const(pg_sys::TEXTARRAYOID, collation),
                 },
-                Operand::Fixed(Fixed(slot)) => pg_sys::makeFuncExpr(
+                Operand::Fixed(Fixed(slot)) => init_plan(pg_sys::makeFuncExpr(
                     self.helpers.fixed_texts,
                     pg_sys::TEXTARRAYOID,
                     list(vec![
@@ -440,7 +456,7 @@ impl Builder<'_> {
                     pg_sys::DEFAULT_COLLATION_OID,
                     pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
                 )
-                .cast(),
+                .cast()),
             })
         }
     }
@@ -448,7 +464,7 @@ impl Builder<'_> {
     unsafe fn fixed_bool(&self, slot: i32, test: &str) -> *mut pg_sys::Node {
         // SAFETY: node construction.
         unsafe {
-            pg_sys::makeFuncExpr(
+            init_plan(pg_sys::makeFuncExpr(
                 self.helpers.fixed_bool,
                 pg_sys::BOOLOID,
                 list(vec![
@@ -460,7 +476,7 @@ impl Builder<'_> {
                 pg_sys::DEFAULT_COLLATION_OID,
                 pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
             )
-            .cast()
+            .cast())
         }
     }
 

@@ -282,3 +282,27 @@ pub(super) unsafe fn array_op(
         op.cast()
     }
 }
+
+/// `(select expr)`: an uncorrelated scalar subquery, which the planner turns into an
+/// initplan (evaluated once per execution, its value a parameter), as it would a
+/// hand-written `(select oidc.sub())`.
+pub(super) unsafe fn init_plan(expr: *mut pg_sys::Node) -> *mut pg_sys::Node {
+    // SAFETY: zeroed nodes of the right sizes, tagged, filled in as the parser fills a
+    // `SELECT expr` without FROM.
+    unsafe {
+        let q = pg_sys::palloc0(std::mem::size_of::<pg_sys::Query>()) as *mut pg_sys::Query;
+        (*q).type_ = pg_sys::NodeTag::T_Query;
+        (*q).commandType = pg_sys::CmdType::CMD_SELECT;
+        (*q).querySource = pg_sys::QuerySource::QSRC_ORIGINAL;
+        (*q).canSetTag = true;
+        (*q).jointree = pg_sys::makeFromExpr(std::ptr::null_mut(), std::ptr::null_mut());
+        let te = pg_sys::makeTargetEntry(expr.cast(), 1, pg_sys::pstrdup(c"v".as_ptr()), false);
+        (*q).targetList = list(vec![te.cast()]);
+        let s = pg_sys::palloc0(std::mem::size_of::<pg_sys::SubLink>()) as *mut pg_sys::SubLink;
+        (*s).xpr.type_ = pg_sys::NodeTag::T_SubLink;
+        (*s).subLinkType = pg_sys::SubLinkType::EXPR_SUBLINK;
+        (*s).subselect = q.cast();
+        (*s).location = -1;
+        s.cast()
+    }
+}

@@ -109,6 +109,8 @@ pub enum Leaf {
     Overlaps { attr: Rc<str>, set: Operand },
     /// `has(resource.attr)`.
     Has { attr: Rc<str> },
+    /// `resource.attr` used as a condition: its value if a bool, else an error.
+    Truthy { attr: Rc<str> },
     /// `resource.attr.startsWith(prefix)`.
     StartsWith { attr: Rc<str>, prefix: Operand },
 }
@@ -122,6 +124,7 @@ impl Leaf {
             | Leaf::Contains { attr, .. }
             | Leaf::Overlaps { attr, .. }
             | Leaf::Has { attr }
+            | Leaf::Truthy { attr }
             | Leaf::StartsWith { attr, .. } => attr,
         }
     }
@@ -275,6 +278,7 @@ impl<'p> Translation<'p> {
                 ))
             }
             Node::HasResourceField(f) => leaf(Leaf::Has { attr: f.clone() }),
+            Node::ResourceField(f) => leaf(Leaf::Truthy { attr: f.clone() }),
             Node::Op(op, a, b) => {
                 let cmp = Cmp::of(*op);
                 match (a.as_ref(), b.as_ref()) {
@@ -332,6 +336,11 @@ pub fn leaf_value(
     let field = || field.clone().map_or_else(missing, Ok);
     let value = match leaf {
         Leaf::Has { .. } => Ok(Val::Bool(field().is_ok())),
+        Leaf::Truthy { .. } => match field() {
+            Ok(Val::Bool(b)) => Ok(Val::Bool(b)),
+            Ok(_) => Err(EvalError("not a bool".into())),
+            Err(e) => Err(e),
+        },
         Leaf::Compare { op, value, .. } => binary_of(op.op(), field(), operand(value)),
         Leaf::In { set, .. } => binary_of(Op::In, field(), operand(set)),
         Leaf::Contains { value, .. } => binary_of(Op::In, operand(value), field()),
