@@ -95,7 +95,7 @@ REFERENCE = f"select array_agg(id order by id) from rdocs_ref where oidc.allow('
 def test_the_residual_decides_as_the_evaluator(issuer, rules, make_token):
     with app_connect() as app:
         # Every rule translates: the policy holds no per-row evaluation.
-        plan = "\n".join(r[0] for r in app.execute(f"explain (costs off) {POLICY}"))
+        plan = "\n".join(r[0] for r in app.execute(f"explain (verbose, costs off) {POLICY}"))
         assert "oidc.allow" not in plan and "oidc._fixed_bool" in plan, plan
         for claims in PRINCIPALS:
             tok = make_token(**claims)
