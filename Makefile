@@ -74,3 +74,4 @@ bench:
 	$(MAKE) cluster-start
 	. "$(ROOT)"/scripts/cluster.sh && "$(ROOT)"/.venv/bin/python "$(ROOT)"/bench/claims.py
 	. "$(ROOT)"/scripts/cluster.sh && "$(ROOT)"/.venv/bin/python "$(ROOT)"/bench/rules.py
+	. "$(ROOT)"/scripts/cluster.sh && "$(ROOT)"/.venv/bin/python "$(ROOT)"/bench/residual.py
