@@ -36,6 +36,13 @@ QUERIES = [
     (f"oidc.allow('read', 'document', {RESOURCE})", f"oidc.allow('read', 'document', {RESOURCE})"),
     ("oidc.allow('read', 'document', 'owner', owner, 'tenant', tenant, 'labels', labels)",
      "oidc.allow('read', 'document', 'owner', owner, 'tenant', tenant, 'labels', labels)"),
+    # What a user would write by hand for the rules matching (read, document).
+    ("hand-written equivalent (owner = (select oidc.sub()) or … labels && (select …) …)",
+     "(owner = (select oidc.sub())"
+     " or ((select oidc.has_scope('docs:read-all')) and tenant = (select oidc.claim_text('tenant')))"
+     " or labels && (select array(select jsonb_array_elements_text(oidc.claim('groups'))))"
+     " or (select oidc.has_role('admin')))"
+     " and not coalesce((select oidc.claim('suspended') = 'true'::jsonb), false)"),
 ]
 
 

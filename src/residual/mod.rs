@@ -379,19 +379,21 @@ impl Builder<'_> {
                     array_expr(vec![], collation)
                 }
                 Operand::Const(_) => return bool_const(false),
-                Operand::Fixed(Fixed(slot)) => init_plan(pg_sys::makeFuncExpr(
-                    self.helpers.fixed_probe,
-                    pg_sys::TEXTARRAYOID,
-                    list(vec![
-                        text_const(&self.key, pg_sys::DEFAULT_COLLATION_OID),
-                        int_const(*slot as i32),
-                        text_const(test, pg_sys::DEFAULT_COLLATION_OID),
-                    ]),
-                    collation,
-                    pg_sys::DEFAULT_COLLATION_OID,
-                    pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
-                )
-                .cast()),
+                Operand::Fixed(Fixed(slot)) => init_plan(
+                    pg_sys::makeFuncExpr(
+                        self.helpers.fixed_probe,
+                        pg_sys::TEXTARRAYOID,
+                        list(vec![
+                            text_const(&self.key, pg_sys::DEFAULT_COLLATION_OID),
+                            int_const(*slot as i32),
+                            text_const(test, pg_sys::DEFAULT_COLLATION_OID),
+                        ]),
+                        collation,
+                        pg_sys::DEFAULT_COLLATION_OID,
+                        pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+                    )
+                    .cast(),
+                ),
             };
             and(vec![
                 self.test(o, test),
@@ -417,18 +419,20 @@ impl Builder<'_> {
             Some(match o {
                 Operand::Const(Val::Str(s)) => text_const(s, collation),
                 Operand::Const(_) => null_const(pg_sys::TEXTOID, collation),
-                Operand::Fixed(Fixed(slot)) => init_plan(pg_sys::makeFuncExpr(
-                    self.helpers.fixed_text,
-                    pg_sys::TEXTOID,
-                    list(vec![
-                        text_const(&self.key, pg_sys::DEFAULT_COLLATION_OID),
-                        int_const(*slot as i32),
-                    ]),
-                    collation,
-                    pg_sys::DEFAULT_COLLATION_OID,
-                    pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
-                )
-                .cast()),
+                Operand::Fixed(Fixed(slot)) => init_plan(
+                    pg_sys::makeFuncExpr(
+                        self.helpers.fixed_text,
+                        pg_sys::TEXTOID,
+                        list(vec![
+                            text_const(&self.key, pg_sys::DEFAULT_COLLATION_OID),
+                            int_const(*slot as i32),
+                        ]),
+                        collation,
+                        pg_sys::DEFAULT_COLLATION_OID,
+                        pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+                    )
+                    .cast(),
+                ),
             })
         }
     }
@@ -445,18 +449,20 @@ impl Builder<'_> {
                     ),
                     None => null_const(pg_sys::TEXTARRAYOID, collation),
                 },
-                Operand::Fixed(Fixed(slot)) => init_plan(pg_sys::makeFuncExpr(
-                    self.helpers.fixed_texts,
-                    pg_sys::TEXTARRAYOID,
-                    list(vec![
-                        text_const(&self.key, pg_sys::DEFAULT_COLLATION_OID),
-                        int_const(*slot as i32),
-                    ]),
-                    collation,
-                    pg_sys::DEFAULT_COLLATION_OID,
-                    pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
-                )
-                .cast()),
+                Operand::Fixed(Fixed(slot)) => init_plan(
+                    pg_sys::makeFuncExpr(
+                        self.helpers.fixed_texts,
+                        pg_sys::TEXTARRAYOID,
+                        list(vec![
+                            text_const(&self.key, pg_sys::DEFAULT_COLLATION_OID),
+                            int_const(*slot as i32),
+                        ]),
+                        collation,
+                        pg_sys::DEFAULT_COLLATION_OID,
+                        pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+                    )
+                    .cast(),
+                ),
             })
         }
     }
@@ -464,19 +470,21 @@ impl Builder<'_> {
     unsafe fn fixed_bool(&self, slot: i32, test: &str) -> *mut pg_sys::Node {
         // SAFETY: node construction.
         unsafe {
-            init_plan(pg_sys::makeFuncExpr(
-                self.helpers.fixed_bool,
-                pg_sys::BOOLOID,
-                list(vec![
-                    text_const(&self.key, pg_sys::DEFAULT_COLLATION_OID),
-                    int_const(slot),
-                    text_const(test, pg_sys::DEFAULT_COLLATION_OID),
-                ]),
-                pg_sys::InvalidOid,
-                pg_sys::DEFAULT_COLLATION_OID,
-                pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+            init_plan(
+                pg_sys::makeFuncExpr(
+                    self.helpers.fixed_bool,
+                    pg_sys::BOOLOID,
+                    list(vec![
+                        text_const(&self.key, pg_sys::DEFAULT_COLLATION_OID),
+                        int_const(slot),
+                        text_const(test, pg_sys::DEFAULT_COLLATION_OID),
+                    ]),
+                    pg_sys::InvalidOid,
+                    pg_sys::DEFAULT_COLLATION_OID,
+                    pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+                )
+                .cast(),
             )
-            .cast())
         }
     }
 
