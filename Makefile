@@ -8,7 +8,7 @@ PG_CONFIG := /usr/lib/postgresql/15/bin/pg_config
 PGTEST_DATA := /tmp/pg_oidc_authz/pgtest-data
 MAKEFLAGS += --no-print-directory
 
-.PHONY: setup install cluster-start cluster-stop test lint unit pgtest regress regress-update e2e demo bench
+.PHONY: setup install cluster-start cluster-stop test lint unit pgtest regress regress-update e2e demo bench equivalence
 
 setup:
 	"$(ROOT)"/scripts/setup.sh
@@ -75,3 +75,7 @@ bench:
 	. "$(ROOT)"/scripts/cluster.sh && "$(ROOT)"/.venv/bin/python "$(ROOT)"/bench/claims.py
 	. "$(ROOT)"/scripts/cluster.sh && "$(ROOT)"/.venv/bin/python "$(ROOT)"/bench/rules.py
 	. "$(ROOT)"/scripts/cluster.sh && "$(ROOT)"/.venv/bin/python "$(ROOT)"/bench/residual.py
+
+# A larger run of the residual equivalence corpus than `make test`'s (CASES, SEED to choose).
+equivalence:
+	cd "$(ROOT)" && RESIDUAL_CASES=$${CASES:-200000} RESIDUAL_SEED=$${SEED:-24301} cargo test --release -p oidc_authz_core --test residual -- --nocapture

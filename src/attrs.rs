@@ -9,6 +9,7 @@
 use crate::jsonb::container_val;
 use crate::policy;
 use oidc_authz_core::rules::eval::{strings_membership, EvalError, Resource};
+use oidc_authz_core::rules::residual::Tri;
 use oidc_authz_core::rules::value::Val;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -119,6 +120,17 @@ CREATE FUNCTION oidc.allow(action text, resource_type text, name text, value "an
 RETURNS boolean
 STABLE PARALLEL SAFE SUPPORT oidc._allow_support
 LANGUAGE c AS 'MODULE_PATHNAME', 'oidc_allow_attributes';
+-- One rule's condition per row, where a residual cannot translate it (src/residual): true
+-- when it holds as `want` says ('true': the condition is true; 'not false': true or an error).
+CREATE FUNCTION oidc._rule(key text, want text, name text, value "any")
+RETURNS boolean
+STABLE PARALLEL SAFE
+LANGUAGE c AS 'MODULE_PATHNAME', 'oidc_rule_attributes';
+CREATE FUNCTION oidc._rule(key text, want text, name text, value "any",
+                           VARIADIC more_attributes "any")
+RETURNS boolean
+STABLE PARALLEL SAFE
+LANGUAGE c AS 'MODULE_PATHNAME', 'oidc_rule_attributes';
 COMMENT ON FUNCTION oidc.allow(text, text, text, "any") IS
     'The decision for the current principal; the resource given as name/value pairs';
 COMMENT ON FUNCTION oidc.allow(text, text, text, "any", "any") IS
@@ -173,6 +185,47 @@ pub unsafe extern "C-unwind" fn oidc_allow_attributes(
         };
         match allowed {
             Ok(b) => pg_sys::Datum::from(b),
+            Err(e) => e.raise(),
+        }
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn pg_finfo_oidc_rule_attributes() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+/// `oidc._rule(key, want, 'name', value, …)`: one rule of a residual, decided per row by
+/// the evaluator.
+///
+/// # Safety
+/// Called by Postgres' function manager with a valid `fcinfo` for the declaration above.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn oidc_rule_attributes(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: fcinfo is valid for this call; arguments are read per the declared signature.
+    unsafe {
+        let nargs = usize::try_from((*fcinfo).nargs).unwrap_or(0);
+        let args = (*fcinfo).args.as_slice(nargs);
+        if nargs < 2 || args[0].isnull || args[1].isnull {
+            return pg_sys::Datum::from(false);
+        }
+        let key = <&str>::from_datum(args[0].value, false).unwrap_or("");
+        let not_false = <&str>::from_datum(args[1].value, false) == Some("not false");
+        let layout = layout((*fcinfo).flinfo, args);
+        let resource = Attributes {
+            args,
+            layout: &layout,
+        };
+        match policy::rule_value(key, &resource) {
+            Ok(value) => pg_sys::Datum::from(if not_false {
+                value != Tri::False
+            } else {
+                value == Tri::True
+            }),
             Err(e) => e.raise(),
         }
     }

@@ -261,6 +261,33 @@ pub fn with_fixed_request<R>(f: impl FnOnce(&Request, (u64, (i64, u64))) -> R) -
     })
 }
 
+/// One rule's value for the current principal, context and `resource`, the rule found by
+/// a residual's key (`fingerprint/name`); 40001 when it is not the rule the plan was built
+/// from.
+pub fn rule_value(
+    key: &str,
+    resource: &dyn Resource,
+) -> Result<oidc_authz_core::rules::residual::Tri, Error> {
+    use oidc_authz_core::rules::residual::Tri;
+    let rules = cache::rules();
+    let (fingerprint, name) = key.split_once('/').ok_or(Error::StalePlan)?;
+    let rule = rules
+        .by_name(name)
+        .map(|(_, r)| r)
+        .filter(|r| format!("{:016x}", r.fingerprint) == fingerprint)
+        .ok_or(Error::StalePlan)?;
+    let (context, _) = statement_context();
+    cache::with_principal(|entry| {
+        with_inputs(entry, |inputs| {
+            match rule.evaluate(&request(inputs, &context, resource)) {
+                Ok(true) => Tri::True,
+                Ok(false) => Tri::False,
+                Err(_) => Tri::Unknown,
+            }
+        })
+    })
+}
+
 /// `oidc.explain()`: the decision for the current principal, with every matching rule.
 pub fn explain(action: &str, resource_type: &str, resource: &dyn Resource) -> Result<Value, Error> {
     let rules = cache::rules();

@@ -29,6 +29,9 @@ pub(super) struct Helpers {
     pub(super) fixed_probe: pg_sys::Oid,
     pub(super) has_null: pg_sys::Oid,
     pub(super) nonempty: pg_sys::Oid,
+    /// `oidc._rule(key, want, name, value)` and its variadic form.
+    pub(super) rule: pg_sys::Oid,
+    pub(super) rule_variadic: pg_sys::Oid,
 }
 
 thread_local! {
@@ -48,18 +51,21 @@ pub(super) fn helpers() -> Option<Helpers> {
     if let Some(h) = HELPERS.with_borrow(|h| h.filter(|(e, _)| *e == extension).map(|(_, h)| h)) {
         return Some(h);
     }
+    // (name, number of arguments: 0 = any)
     let names = [
-        "_fixed_bool",
-        "_fixed_text",
-        "_fixed_texts",
-        "_fixed_probe",
-        "_has_null",
-        "_nonempty",
+        ("_fixed_bool", 0),
+        ("_fixed_text", 0),
+        ("_fixed_texts", 0),
+        ("_fixed_probe", 0),
+        ("_has_null", 0),
+        ("_nonempty", 0),
+        ("_rule", 4),
+        ("_rule", 5),
     ];
-    let mut oids = [pg_sys::InvalidOid; 6];
+    let mut oids = [pg_sys::InvalidOid; 8];
     Spi::connect(|client| {
         let rows = client.select(
-            "select p.oid, p.proname::pg_catalog.text from pg_catalog.pg_depend d \
+            "select p.oid, p.proname::pg_catalog.text, p.pronargs::pg_catalog.int4 from pg_catalog.pg_depend d \
              join pg_catalog.pg_proc p on p.oid operator(pg_catalog.=) d.objid \
              where d.refclassid operator(pg_catalog.=) $1 \
              and d.refobjid operator(pg_catalog.=) $2 \
@@ -73,11 +79,17 @@ pub(super) fn helpers() -> Option<Helpers> {
             ],
         )?;
         for row in rows {
-            let (Some(oid), Some(name)) = (row.get::<pg_sys::Oid>(1)?, row.get::<String>(2)?)
-            else {
+            let (Some(oid), Some(name), Some(nargs)) = (
+                row.get::<pg_sys::Oid>(1)?,
+                row.get::<String>(2)?,
+                row.get::<i32>(3)?,
+            ) else {
                 continue;
             };
-            if let Some(i) = names.iter().position(|n| *n == name) {
+            if let Some(i) = names
+                .iter()
+                .position(|(n, k)| *n == name && (*k == 0 || *k == nargs))
+            {
                 oids[i] = oid;
             }
         }
@@ -94,6 +106,8 @@ pub(super) fn helpers() -> Option<Helpers> {
         fixed_probe: oids[3],
         has_null: oids[4],
         nonempty: oids[5],
+        rule: oids[6],
+        rule_variadic: oids[7],
     };
     HELPERS.with_borrow_mut(|c| *c = Some((extension, h)));
     Some(h)

@@ -123,13 +123,14 @@ unsafe fn simplify(req: &pg_sys::SupportRequestSimplify) -> Option<*mut pg_sys::
         let rules_oid = crate::trust::rules_relation()?;
         let rules = cache::rules();
         let matching = rules.matching(&action, &resource_type);
+        let pairs = &args[2..];
         let mut permits = Vec::new();
         for &i in matching.permits() {
-            permits.push(rule_expr(&rules, i, &attrs, helpers)?);
+            permits.push(rule_expr(&rules, i, &attrs, pairs, helpers));
         }
         let mut forbids = Vec::new();
         for &i in matching.forbids() {
-            forbids.push(rule_expr(&rules, i, &attrs, helpers)?);
+            forbids.push(rule_expr(&rules, i, &attrs, pairs, helpers));
         }
         // The principal's values are scalar subqueries: initplans, evaluated once per
         // execution, which the planner makes from sublinks after this simplification.
@@ -153,42 +154,46 @@ unsafe fn simplify(req: &pg_sys::SupportRequestSimplify) -> Option<*mut pg_sys::
 }
 
 /// One rule's contribution: for a permit, "its condition is true"; for a forbid, "its
-/// condition is not false". `None` when it does not translate.
+/// condition is not false". A rule that does not translate is evaluated per row, alone, by
+/// `oidc._rule(key, want, <the call's pairs>)`.
 unsafe fn rule_expr(
     rules: &RuleSet,
     i: usize,
     attrs: &[Attr],
+    pairs: &[*mut pg_sys::Node],
     helpers: Helpers,
-) -> Option<*mut pg_sys::Node> {
+) -> *mut pg_sys::Node {
     let rule = rules.rule(i);
-    if rule.unloadable {
-        return Some(bool_const(true));
-    }
-    let Some(program) = &rule.program else {
-        return Some(bool_const(true));
-    };
-    let t = translate(program)?;
-    let want = match rule.effect {
-        Effect::Permit => Want::IsTrue,
-        Effect::Forbid => Want::NotFalse,
-    };
-    let b = Builder {
-        key: format!("{:016x}/{}", rule.fingerprint, rule.name),
-        attrs,
-        helpers,
-    };
     // SAFETY: node construction in the planner's memory context.
     unsafe {
-        let expr = b.form(&t.residual, want)?;
-        if t.fixed().is_empty() {
-            return Some(expr);
+        if rule.unloadable {
+            return bool_const(true);
         }
-        // A principal-only part that runs out of steps makes the whole rule an error.
-        let out_of_steps = b.fixed_bool(-1, "out of steps");
-        Some(match want {
-            Want::IsTrue => and(vec![expr, not(out_of_steps)]),
-            Want::NotFalse => or(vec![expr, out_of_steps]),
-        })
+        let Some(program) = &rule.program else {
+            return bool_const(true);
+        };
+        let want = match rule.effect {
+            Effect::Permit => Want::IsTrue,
+            Effect::Forbid => Want::NotFalse,
+        };
+        let b = Builder {
+            key: format!("{:016x}/{}", rule.fingerprint, rule.name),
+            attrs,
+            helpers,
+        };
+        let translated = translate(program).and_then(|t| {
+            let expr = b.form(&t.residual, want)?;
+            if t.fixed().is_empty() {
+                return Some(expr);
+            }
+            // A principal-only part that runs out of steps makes the whole rule an error.
+            let out_of_steps = b.fixed_bool(-1, "out of steps");
+            Some(match want {
+                Want::IsTrue => and(vec![expr, not(out_of_steps)]),
+                Want::NotFalse => or(vec![expr, out_of_steps]),
+            })
+        });
+        translated.unwrap_or_else(|| b.per_row(want, pairs))
     }
 }
 
@@ -485,6 +490,36 @@ impl Builder<'_> {
                 )
                 .cast(),
             )
+        }
+    }
+
+    /// The rule decided per row by the evaluator, over the call's own pairs.
+    unsafe fn per_row(&self, want: Want, pairs: &[*mut pg_sys::Node]) -> *mut pg_sys::Node {
+        let f = if pairs.len() == 2 {
+            self.helpers.rule
+        } else {
+            self.helpers.rule_variadic
+        };
+        let want = match want {
+            Want::IsTrue => "true",
+            Want::NotFalse => "not false",
+        };
+        // SAFETY: node construction; the pairs are the call's own argument expressions.
+        unsafe {
+            let mut args = vec![
+                text_const(&self.key, pg_sys::DEFAULT_COLLATION_OID),
+                text_const(want, pg_sys::DEFAULT_COLLATION_OID),
+            ];
+            args.extend_from_slice(pairs);
+            pg_sys::makeFuncExpr(
+                f,
+                pg_sys::BOOLOID,
+                list(args),
+                pg_sys::InvalidOid,
+                pg_sys::DEFAULT_COLLATION_OID,
+                pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+            )
+            .cast()
         }
     }
 

@@ -25,6 +25,9 @@ RULES = [
     ("hidden", "forbid", "{read}", "rdoc", "'hidden' in resource.labels && !('auditor' in roles)"),
     ("archived", "forbid", "{read}", "rdoc", "has(resource.archived) && resource.archived && !('auditor' in roles)"),
     ("no-such", "permit", "{read}", "rdoc", "resource.missing == claims.sub"),
+    # Shapes that do not translate: each is decided per row, alone, inside the residual.
+    ("two-labels", "permit", "{read}", "rdoc", "size(resource.labels) > 1 && resource.owner == claims.sub"),
+    ("secret", "forbid", "{read}", "rdoc", "resource.labels.exists(l, l.startsWith('hid')) && claims.level == 1"),
 ]
 PAIRS = "'owner', owner, 'tenant', tenant, 'labels', labels, 'archived', archived"
 JSONB = "jsonb_build_object('owner', owner, 'tenant', tenant, 'labels', labels, 'archived', archived)"
@@ -94,9 +97,10 @@ REFERENCE = f"select array_agg(id order by id) from rdocs_ref where oidc.allow('
 
 def test_the_residual_decides_as_the_evaluator(issuer, rules, make_token):
     with app_connect() as app:
-        # Every rule translates: the policy holds no per-row evaluation.
+        # The policy is a residual; the two rules that do not translate are evaluated alone.
         plan = "\n".join(r[0] for r in app.execute(f"explain (verbose, costs off) {POLICY}"))
         assert "oidc.allow" not in plan and "oidc._fixed_bool" in plan, plan
+        assert plan.count("oidc._rule(") == 2, plan
         for claims in PRINCIPALS:
             tok = make_token(**claims)
             assert visible(app, tok, POLICY) == visible(app, tok, REFERENCE), claims
