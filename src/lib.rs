@@ -13,6 +13,7 @@ mod audit;
 mod cache;
 mod error;
 mod jsonb;
+mod lint;
 mod log;
 mod policy;
 mod residual;
@@ -244,6 +245,9 @@ REVOKE ALL ON FUNCTION oidc._check_issuer_row(jsonb), oidc._invalidate_config(oi
     oidc._issuer_row_json(oidc.issuers), oidc._check_rule_row(jsonb),
     oidc._validate_row(), oidc._config_changed(),
     oidc.replay(jsonb, text, text, jsonb, timestamptz) FROM PUBLIC;
+-- The lint reveals rules and policies: admins only.
+REVOKE ALL ON FUNCTION oidc.lint(), oidc._lint_calls() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oidc.lint(), oidc._lint_calls() TO oidc_admin;
 GRANT EXECUTE ON FUNCTION oidc._check_issuer_row(jsonb), oidc._invalidate_config(oid),
     oidc._issuer_row_json(oidc.issuers), oidc._check_rule_row(jsonb),
     oidc.replay(jsonb, text, text, jsonb, timestamptz) TO oidc_admin;

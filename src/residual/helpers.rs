@@ -22,7 +22,7 @@ RETURN pg_catalog.cardinality($1) OPERATOR(pg_catalog.>) 0;
 
 /// The extension's helper functions, by oid.
 #[derive(Clone, Copy)]
-pub(super) struct Helpers {
+pub(crate) struct Helpers {
     pub(super) fixed_bool: pg_sys::Oid,
     pub(super) fixed_text: pg_sys::Oid,
     pub(super) fixed_texts: pg_sys::Oid,
@@ -32,6 +32,9 @@ pub(super) struct Helpers {
     /// `oidc._rule(key, want, name, value)` and its variadic form.
     pub(super) rule: pg_sys::Oid,
     pub(super) rule_variadic: pg_sys::Oid,
+    /// `oidc.allow`'s pair forms (for the lint).
+    pub(crate) allow: pg_sys::Oid,
+    pub(crate) allow_variadic: pg_sys::Oid,
 }
 
 thread_local! {
@@ -42,7 +45,7 @@ thread_local! {
 
 /// The helpers that are members of the extension (`pg_depend`): never whatever a name
 /// resolves to.
-pub(super) fn helpers() -> Option<Helpers> {
+pub(crate) fn helpers() -> Option<Helpers> {
     // SAFETY: a catalog lookup by a static name; missing_ok.
     let extension = unsafe { pg_sys::get_extension_oid(c"pg_oidc_authz".as_ptr(), true) };
     if extension == pg_sys::InvalidOid {
@@ -61,8 +64,10 @@ pub(super) fn helpers() -> Option<Helpers> {
         ("_nonempty", 0),
         ("_rule", 4),
         ("_rule", 5),
+        ("allow", 4),
+        ("allow", 5),
     ];
-    let mut oids = [pg_sys::InvalidOid; 8];
+    let mut oids = [pg_sys::InvalidOid; 10];
     Spi::connect(|client| {
         let rows = client.select(
             "select p.oid, p.proname::pg_catalog.text, p.pronargs::pg_catalog.int4 from pg_catalog.pg_depend d \
@@ -108,6 +113,8 @@ pub(super) fn helpers() -> Option<Helpers> {
         nonempty: oids[5],
         rule: oids[6],
         rule_variadic: oids[7],
+        allow: oids[8],
+        allow_variadic: oids[9],
     };
     HELPERS.with_borrow_mut(|c| *c = Some((extension, h)));
     Some(h)

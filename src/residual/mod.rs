@@ -26,8 +26,8 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 mod fixed;
-mod helpers;
-mod nodes;
+pub(crate) mod helpers;
+pub(crate) mod nodes;
 
 use fixed::{strings_of, value_test};
 use helpers::{helpers, Helpers};

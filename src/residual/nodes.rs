@@ -13,7 +13,7 @@ pub(super) unsafe fn list(items: Vec<*mut pg_sys::Node>) -> *mut pg_sys::List {
     l
 }
 
-pub(super) unsafe fn list_nodes(l: *mut pg_sys::List) -> Vec<*mut pg_sys::Node> {
+pub(crate) unsafe fn list_nodes(l: *mut pg_sys::List) -> Vec<*mut pg_sys::Node> {
     if l.is_null() {
         return Vec::new();
     }
@@ -27,7 +27,7 @@ pub(super) unsafe fn list_nodes(l: *mut pg_sys::List) -> Vec<*mut pg_sys::Node> 
 }
 
 /// A non-null text (or unknown) literal's value.
-pub(super) unsafe fn const_text(n: *mut pg_sys::Node) -> Option<String> {
+pub(crate) unsafe fn const_text(n: *mut pg_sys::Node) -> Option<String> {
     // SAFETY: reading a Const node.
     unsafe {
         if n.is_null() || !pgrx::is_a(n, pg_sys::NodeTag::T_Const) {

@@ -8,6 +8,7 @@
 
 pub mod compile;
 pub mod eval;
+pub mod lint;
 pub mod residual;
 pub mod time;
 pub mod value;

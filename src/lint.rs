@@ -1,0 +1,246 @@
+//! `oidc.lint()`: what in this database's row-level security is likely wrong or slow —
+//! claim calls evaluated on every row, `oidc.allow()` call sites that never pass an
+//! attribute a matching rule reads (that rule then errors on every row and fails closed,
+//! silently), row-level security enabled but not forced, tables a login role can read
+//! without any, write policies without `WITH CHECK`, views over protected tables that run
+//! as their owner. It reads the catalogs and the rules; it changes nothing.
+
+use crate::cache;
+use crate::residual::helpers::helpers;
+use crate::residual::nodes::{const_text, list_nodes};
+use oidc_authz_core::rules::lint::resource_attributes;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::ffi::CString;
+
+pgrx::extension_sql!(
+    r#"
+CREATE FUNCTION oidc.lint()
+RETURNS TABLE (schema_name text, table_name text, policy_name text, severity text,
+               problem text, suggestion text)
+LANGUAGE sql STABLE SET search_path = pg_catalog AS $lint$
+WITH tables AS (
+    SELECT c.oid, c.relname::text AS relname, n.nspname::text AS nspname, c.relkind,
+           c.relrowsecurity, c.relforcerowsecurity, c.relowner, c.reltuples, c.reloptions, n.oid AS nsp
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'oidc')
+       AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
+), policies AS (
+    SELECT t.nspname, t.relname, p.polname::text AS polname, p.polcmd, t.reltuples,
+           coalesce(pg_get_expr(p.polqual, p.polrelid), '') || ' '
+           || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '') AS expr,
+           p.polwithcheck IS NULL AS no_check
+      FROM pg_policy p JOIN tables t ON t.oid = p.polrelid
+)
+-- A claim call with no row argument, outside a scalar subquery, runs on every row.
+SELECT DISTINCT p.nspname, p.relname, p.polname,
+       CASE WHEN p.reltuples > 10000 THEN 'warning' ELSE 'info' END,
+       'a claim function is called on every row: ' || m[1],
+       'wrap it in a scalar subquery, (select ' || m[1] || '), so that it runs once per statement'
+  FROM policies p
+ CROSS JOIN LATERAL regexp_matches(p.expr,
+       '(?<!SELECT )(oidc\.(?:sub|uid|issuer|claims|scopes|roles)\(\)|oidc\.(?:claim|claim_text|has_scope|has_role)\(''[^'']*''::text\))',
+       'g') AS m
+UNION ALL
+SELECT l.schema_name, l.table_name, l.policy_name, 'warning', l.problem, l.suggestion
+  FROM oidc._lint_calls() AS l
+UNION ALL
+SELECT t.nspname, t.relname, NULL, 'warning',
+       'row-level security is enabled but not forced: the table''s owner bypasses its policies',
+       'ALTER TABLE ' || quote_ident(t.nspname) || '.' || quote_ident(t.relname)
+       || ' FORCE ROW LEVEL SECURITY, and query as a role that does not own the table'
+  FROM tables t
+ WHERE t.relkind IN ('r', 'p') AND t.relrowsecurity AND NOT t.relforcerowsecurity
+UNION ALL
+SELECT t.nspname, t.relname, NULL,
+       -- A warning where the schema protects other tables (a check looks missing here).
+       CASE WHEN EXISTS (SELECT FROM tables o WHERE o.nsp = t.nsp AND o.relrowsecurity)
+            THEN 'warning' ELSE 'info' END,
+       'login role ' || r.rolname || ' can read this table, which has no row-level security',
+       'enable and force row level security with a policy, or revoke SELECT from ' || r.rolname
+  FROM tables t
+  JOIN pg_roles r ON r.rolcanlogin AND NOT r.rolsuper AND NOT r.rolbypassrls AND r.oid <> t.relowner
+ WHERE t.relkind IN ('r', 'p', 'm') AND NOT t.relrowsecurity
+   AND has_schema_privilege(r.oid, t.nsp, 'USAGE') AND has_table_privilege(r.oid, t.oid, 'SELECT')
+UNION ALL
+SELECT p.nspname, p.relname, p.polname, 'info',
+       CASE p.polcmd WHEN '*' THEN 'an ALL' ELSE 'an UPDATE' END
+       || ' policy without WITH CHECK: new row versions are checked with its USING expression',
+       'state WITH CHECK explicitly, so that what may be written is not an accident of what may be read'
+  FROM policies p
+ WHERE p.polcmd IN ('*', 'w') AND p.no_check
+UNION ALL
+SELECT DISTINCT v.nspname, v.relname, NULL, 'warning',
+       'a view over ' || t.nspname || '.' || t.relname
+       || ' (row-level security) runs as its owner: the policies see the owner, not the caller',
+       'ALTER VIEW ' || quote_ident(v.nspname) || '.' || quote_ident(v.relname)
+       || ' SET (security_invoker = true)'
+  FROM tables v
+  JOIN pg_rewrite rw ON rw.ev_class = v.oid
+  JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid
+                  AND d.refclassid = 'pg_class'::regclass
+  JOIN tables t ON t.oid = d.refobjid AND t.relrowsecurity AND t.oid <> v.oid
+ WHERE v.relkind = 'v'
+   AND NOT coalesce((SELECT o.option_value::boolean FROM pg_options_to_table(v.reloptions) o
+                      WHERE o.option_name = 'security_invoker'), false)
+$lint$;
+COMMENT ON FUNCTION oidc.lint() IS
+    'Likely mistakes in this database''s row-level security and oidc.allow() call sites';
+"#,
+    name = "lint",
+    requires = [lint_calls],
+);
+
+/// One `oidc.allow()` call with pairs found in a policy.
+struct Call {
+    action: String,
+    resource_type: String,
+    names: Vec<String>,
+}
+
+struct Walk {
+    allow: [pg_sys::Oid; 2],
+    calls: Vec<Call>,
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn find_calls(
+    node: *mut pg_sys::Node,
+    context: *mut std::ffi::c_void,
+) -> bool {
+    if node.is_null() {
+        return false;
+    }
+    // SAFETY: `context` is the Walk of `calls_in`; nodes are those of a policy expression.
+    unsafe {
+        // (subqueries are not walked: a Query is no expression node)
+        if pgrx::is_a(node, pg_sys::NodeTag::T_Query) {
+            return false;
+        }
+        let walk = &mut *(context as *mut Walk);
+        if pgrx::is_a(node, pg_sys::NodeTag::T_FuncExpr) {
+            let f = &*(node as *mut pg_sys::FuncExpr);
+            if walk.allow.contains(&f.funcid) {
+                let args = list_nodes(f.args);
+                if let (Some(action), Some(resource_type)) = (
+                    args.first().and_then(|a| const_text(*a)),
+                    args.get(1).and_then(|a| const_text(*a)),
+                ) {
+                    let names = args
+                        .iter()
+                        .skip(2)
+                        .step_by(2)
+                        .filter_map(|a| const_text(*a))
+                        .collect();
+                    walk.calls.push(Call {
+                        action,
+                        resource_type,
+                        names,
+                    });
+                }
+            }
+        }
+        pg_sys::expression_tree_walker(node, Some(find_calls), context)
+    }
+}
+
+/// The `oidc.allow()` pair calls of a stored expression (`pg_node_tree` text).
+fn calls_in(tree: &str, allow: [pg_sys::Oid; 2]) -> Vec<Call> {
+    let Ok(tree) = CString::new(tree) else {
+        return Vec::new();
+    };
+    let mut walk = Walk {
+        allow,
+        calls: Vec::new(),
+    };
+    // SAFETY: a node tree as the catalog stores it, read back into the current context.
+    unsafe {
+        let node = pg_sys::stringToNode(tree.as_ptr()) as *mut pg_sys::Node;
+        find_calls(node, (&mut walk as *mut Walk).cast());
+    }
+    walk.calls
+}
+
+/// A policy: schema, table, name, and its USING and WITH CHECK trees.
+type PolicyRow = (String, String, String, Option<String>, Option<String>);
+
+/// Policies whose `oidc.allow()` calls never pass an attribute a matching rule reads.
+#[pg_extern(stable, name = "_lint_calls")]
+fn lint_calls() -> TableIterator<
+    'static,
+    (
+        name!(schema_name, String),
+        name!(table_name, String),
+        name!(policy_name, String),
+        name!(problem, String),
+        name!(suggestion, String),
+    ),
+> {
+    let mut out = Vec::new();
+    let Some(h) = helpers() else {
+        return TableIterator::new(out);
+    };
+    let rules = cache::rules();
+    let policies: Vec<PolicyRow> = Spi::connect(|client| {
+        let rows = client.select(
+            "select n.nspname::pg_catalog.text, c.relname::pg_catalog.text, p.polname::pg_catalog.text, \
+             p.polqual::pg_catalog.text, p.polwithcheck::pg_catalog.text \
+             from pg_catalog.pg_policy p join pg_catalog.pg_class c on c.oid operator(pg_catalog.=) p.polrelid \
+             join pg_catalog.pg_namespace n on n.oid operator(pg_catalog.=) c.relnamespace \
+             order by 1, 2, 3",
+            None,
+            &[],
+        )?;
+        let mut v = Vec::new();
+        for row in rows {
+            v.push((
+                row.get::<String>(1)?.unwrap_or_default(),
+                row.get::<String>(2)?.unwrap_or_default(),
+                row.get::<String>(3)?.unwrap_or_default(),
+                row.get::<String>(4)?,
+                row.get::<String>(5)?,
+            ));
+        }
+        Ok::<_, pgrx::spi::SpiError>(v)
+    })
+    .unwrap_or_default();
+    for (schema, table, policy, qual, check) in policies {
+        for tree in [qual, check].into_iter().flatten() {
+            for call in calls_in(&tree, [h.allow, h.allow_variadic]) {
+                let matching = rules.matching(&call.action, &call.resource_type);
+                for &i in matching.permits().iter().chain(matching.forbids()) {
+                    let rule = rules.rule(i);
+                    let Some(program) = &rule.program else {
+                        continue;
+                    };
+                    let attrs = resource_attributes(program);
+                    for missing in attrs
+                        .read
+                        .iter()
+                        .filter(|a| !call.names.contains(a) && !attrs.tested.contains(*a))
+                    {
+                        out.push((
+                            schema.clone(),
+                            table.clone(),
+                            policy.clone(),
+                            format!(
+                                "rule `{}` ({}) reads resource.{missing}, which oidc.allow('{}', '{}', …) does not pass: it errors on every row ({})",
+                                rule.name,
+                                rule.effect.name(),
+                                call.action,
+                                call.resource_type,
+                                if rule.effect == oidc_authz_core::rules::Effect::Permit {
+                                    "it never grants"
+                                } else {
+                                    "it denies every row"
+                                }
+                            ),
+                            format!("pass '{missing}', <column> in the call, or guard the rule with has(resource.{missing})"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    TableIterator::new(out)
+}
