@@ -18,7 +18,7 @@ pgrx::extension_sql!(
 CREATE FUNCTION oidc.lint()
 RETURNS TABLE (schema_name text, table_name text, policy_name text, severity text,
                problem text, suggestion text)
-LANGUAGE sql STABLE SET search_path = pg_catalog AS $lint$
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog AS $lint$
 WITH tables AS (
     SELECT c.oid, c.relname::text AS relname, n.nspname::text AS nspname, c.relkind,
            c.relrowsecurity, c.relforcerowsecurity, c.relowner, c.reltuples, c.reloptions, n.oid AS nsp
@@ -165,7 +165,7 @@ fn calls_in(tree: &str, allow: [pg_sys::Oid; 2]) -> Vec<Call> {
 type PolicyRow = (String, String, String, Option<String>, Option<String>);
 
 /// Policies whose `oidc.allow()` calls never pass an attribute a matching rule reads.
-#[pg_extern(stable, name = "_lint_calls")]
+#[pg_extern(stable, parallel_safe, name = "_lint_calls")]
 fn lint_calls() -> TableIterator<
     'static,
     (

@@ -142,3 +142,45 @@ def test_one_generic_plan_decides_for_each_token(issuer, rules, make_token):
         for claims in PRINCIPALS:
             tok = make_token(**claims)
             assert visible(app, tok, "execute g") == visible(app, tok, REFERENCE), claims
+
+
+def test_partitions_are_pruned_and_parallel_scans_agree(issuer, superuser, make_token, database):
+    """The residual's principal values are initplan parameters: a table partitioned by
+    tenant scans only the caller's tenant's partition (runtime pruning), and a forced
+    parallel scan returns what the serial one does."""
+    role = sql.Identifier(APP_ROLE)
+    superuser.execute("drop table if exists pdocs")
+    superuser.execute("create table pdocs (id int, owner text, tenant text not null) partition by list (tenant)")
+    for t in ("t1", "t2", "t3"):
+        superuser.execute(f"create table pdocs_{t} partition of pdocs for values in ('{t}')")
+    superuser.execute("insert into pdocs select i, 'user-' || (i % 50), 't' || (1 + i % 3) from generate_series(1, 30000) i")
+    superuser.execute("analyze pdocs")
+    superuser.execute("alter table pdocs enable row level security")
+    superuser.execute("alter table pdocs force row level security")
+    superuser.execute("create policy p on pdocs for select using (oidc.allow('read', 'pdoc', 'tenant', tenant, 'owner', owner))")
+    superuser.execute(sql.SQL("grant select on pdocs to {}").format(role))
+    superuser.execute("delete from oidc.rules")
+    superuser.execute("insert into oidc.rules (name, effect, actions, resource_type, condition) values"
+                      " ('tenant', 'permit', '{read}', 'pdoc', 'resource.tenant == claims.tenant'),"
+                      " ('stop', 'forbid', '{read}', 'pdoc', 'resource.owner == \"user-7\" && claims.level < 2')")
+    tok = make_token(tenant="t2", level=1)
+    try:
+        with app_connect() as app:
+            with app.transaction():
+                app.execute("select set_config('oidc.token', %s, true)", (tok,))
+                plan = "\n".join(r[0] for r in app.execute(
+                    "explain (analyze, costs off, timing off, summary off) select count(*) from pdocs"))
+                serial = app.execute("select count(*), sum(id) from pdocs").fetchone()
+                app.execute("set local parallel_setup_cost = 0")
+                app.execute("set local parallel_tuple_cost = 0")
+                app.execute("set local min_parallel_table_scan_size = 0")
+                app.execute("set local max_parallel_workers_per_gather = 2")
+                parallel_plan = "\n".join(r[0] for r in app.execute(
+                    "explain (costs off) select count(*), sum(id) from pdocs"))
+                parallel = app.execute("select count(*), sum(id) from pdocs").fetchone()
+            # Only the caller's partition is scanned; the others are never executed.
+            assert "pdocs_t2" in plan and "(never executed)" in plan, plan
+            assert "Gather" in parallel_plan, parallel_plan
+            assert serial == parallel and serial[0] == 10000 - 200, (serial, parallel)
+    finally:
+        superuser.execute("drop table pdocs")
