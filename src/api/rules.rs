@@ -109,6 +109,13 @@ fn null_argument(
     }
 }
 
+/// What each rule matching (action, resource type) becomes per row for the current
+/// principal: the planner's residual with the principal's values folded in (admin only).
+#[pg_extern(stable, parallel_safe)]
+fn residual(action: &str, resource_type: &str) -> JsonB {
+    JsonB(crate::residual::fixed::describe(action, resource_type).or_raise())
+}
+
 /// Validates one `oidc.rules` row (`to_jsonb(NEW)`): a syntax error, an unknown variable
 /// or function is refused with its position, so a refused rule stores nothing.
 #[pg_extern(immutable, parallel_safe, name = "_check_rule_row")]

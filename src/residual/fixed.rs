@@ -150,3 +150,47 @@ fn fixed_texts(key: &str, slot: i32) -> Option<Vec<String>> {
         Err(_) => None,
     }
 }
+
+/// `oidc.residual()`: for the current principal and context, what each rule matching
+/// (action, resource type) becomes per row: the residual with the principal's values
+/// folded in, or that it is evaluated per row.
+pub fn describe(action: &str, resource_type: &str) -> Result<serde_json::Value, Error> {
+    use oidc_authz_core::rules::residual_text::render;
+    use oidc_authz_core::rules::Effect;
+    use serde_json::json;
+    let rules = cache::rules();
+    let matching = rules.matching(action, resource_type);
+    crate::policy::with_fixed_request(|req, _| {
+        let mut permits = Vec::new();
+        let mut forbids = Vec::new();
+        for &i in matching.permits().iter().chain(matching.forbids()) {
+            let rule = rules.rule(i);
+            let (sql, per_row) = if rule.unloadable {
+                ("true".to_string(), false)
+            } else {
+                match &rule.program {
+                    None => ("true".to_string(), false),
+                    Some(program) => match translate(program) {
+                        None => ("evaluated per row".to_string(), true),
+                        Some(t) => match t.fixed_values(req) {
+                            Ok(values) => (render(&t.residual, &values), false),
+                            Err(_) => ("NULL (out of steps)".to_string(), false),
+                        },
+                    },
+                }
+            };
+            let entry = json!({"rule": rule.name, "sql": sql, "per_row": per_row});
+            match rule.effect {
+                Effect::Permit => permits.push(entry),
+                Effect::Forbid => forbids.push(entry),
+            }
+        }
+        json!({
+            "action": action,
+            "resource_type": resource_type,
+            "permits": permits,
+            "forbids": forbids,
+            "note": "a permit grants a row where its sql is true; a forbid denies one where its sql is not false; attributes as the call passes them",
+        })
+    })
+}

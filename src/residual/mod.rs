@@ -25,7 +25,7 @@ use oidc_authz_core::rules::{Effect, RuleSet};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-mod fixed;
+pub(crate) mod fixed;
 pub(crate) mod helpers;
 pub(crate) mod nodes;
 

@@ -10,6 +10,7 @@ pub mod compile;
 pub mod eval;
 pub mod lint;
 pub mod residual;
+pub mod residual_text;
 pub mod time;
 pub mod value;
 

@@ -44,6 +44,19 @@ set role lint_app;
 select count(*) from oidc.lint();
 reset role;
 
+-- oidc.residual(): what the matching rules become per row for the current principal.
+insert into oidc.issuers (issuer, audiences, jwks) values (:'iss', array[:'aud'], :'jwks_asym'::jsonb);
+insert into oidc.rules (name, effect, actions, resource_type, condition) values
+('labels', 'permit', '{read}', 'doc', 'resource.labels.exists(l, l in ["eng", claims.sub])'),
+('sized', 'permit', '{read}', 'doc', 'size(resource.labels) > 2');
+begin;
+select set_config('oidc.token', :'tok_alice', true) is not null as token_set;
+select jsonb_pretty(oidc.residual('read', 'doc'));
+rollback;
+set role lint_app;
+select oidc.residual('read', 'doc');
+reset role;
+
 drop view good_owner_view, good_caller_view;
 drop table good, slow, open_notes;
 drop role lint_app, lint_owner;
