@@ -362,6 +362,20 @@ impl Builder<'_> {
                         ]),
                     }
                 }
+                (Leaf::StartsWith { prefix, .. }, Column::Text) => {
+                    // An error unless both are strings (a NULL column is no string).
+                    let is_true = and(vec![
+                        not_null(),
+                        self.test(prefix, "string"),
+                        starts_with(c(), self.text(prefix, collation)?, collation),
+                    ]);
+                    match want {
+                        Want::IsTrue => is_true,
+                        Want::NotFalse => {
+                            or(vec![is_true, is_null(), not(self.test(prefix, "string"))])
+                        }
+                    }
+                }
                 _ => return None,
             })
         }

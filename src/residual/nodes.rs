@@ -306,3 +306,23 @@ pub(super) unsafe fn init_plan(expr: *mut pg_sys::Node) -> *mut pg_sys::Node {
         s.cast()
     }
 }
+
+/// `starts_with(text, prefix)`: byte-wise under the deterministic collations residuals use.
+pub(super) unsafe fn starts_with(
+    text: *mut pg_sys::Node,
+    prefix: *mut pg_sys::Node,
+    collation: pg_sys::Oid,
+) -> *mut pg_sys::Node {
+    // SAFETY: a plain constructor of a call of the built-in function.
+    unsafe {
+        pg_sys::makeFuncExpr(
+            pg_sys::Oid::from(pg_sys::F_STARTS_WITH),
+            pg_sys::BOOLOID,
+            list(vec![text, prefix]),
+            pg_sys::InvalidOid,
+            collation,
+            pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
+        )
+        .cast()
+    }
+}

@@ -25,6 +25,7 @@ RULES = [
     ("hidden", "forbid", "{read}", "rdoc", "'hidden' in resource.labels && !('auditor' in roles)"),
     ("archived", "forbid", "{read}", "rdoc", "has(resource.archived) && resource.archived && !('auditor' in roles)"),
     ("no-such", "permit", "{read}", "rdoc", "resource.missing == claims.sub"),
+    ("prefix", "permit", "{read}", "rdoc", "resource.owner.startsWith(claims.team) || resource.tenant.startsWith('t2')"),
     # Shapes that do not translate: each is decided per row, alone, inside the residual.
     ("two-labels", "permit", "{read}", "rdoc", "size(resource.labels) > 1 && resource.owner == claims.sub"),
     ("secret", "forbid", "{read}", "rdoc", "resource.labels.exists(l, l.startsWith('hid')) && claims.level == 1"),
