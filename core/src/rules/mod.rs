@@ -6,6 +6,7 @@
 //! does. A rule matches when its `resource_type` is the request's (or `*`) and its `actions`
 //! contain the request's action (or `*`).
 
+pub mod ast;
 pub mod compile;
 pub mod eval;
 pub mod lint;
