@@ -49,6 +49,11 @@ static MAX_TOKEN_BYTES: GucSetting<i32> = GucSetting::<i32>::new(16 * 1024);
 /// `oidc.audit` (superuser): log each statement's distinct rule decisions. Default off.
 static AUDIT: GucSetting<bool> = GucSetting::<bool>::new(false);
 
+/// `oidc.residuals` (superuser): let the planner replace `oidc.allow()` pair calls by their
+/// rules' residual (index-friendly SQL). Default on; off keeps every call per row (and keeps
+/// rule literals out of `EXPLAIN`).
+static RESIDUALS: GucSetting<bool> = GucSetting::<bool>::new(true);
+
 /// `oidc.cache_size` (superuser): verified tokens kept per backend. Default 1000.
 static CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1000);
 
@@ -161,6 +166,14 @@ pub fn init() {
             None,
         );
     }
+    GucRegistry::define_bool_guc(
+        c"oidc.residuals",
+        c"Let the planner replace oidc.allow() calls with name/value pairs by their rules' residual SQL.",
+        c"",
+        &RESIDUALS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_int_guc(
         c"oidc.cache_size",
         c"How many verified tokens each backend keeps.",
@@ -283,6 +296,10 @@ fn lossy(ptr: *const c_char) -> String {
 
 pub fn audit() -> bool {
     AUDIT.get()
+}
+
+pub fn residuals() -> bool {
+    RESIDUALS.get()
 }
 
 pub fn header_fallback() -> bool {

@@ -220,7 +220,7 @@ mod tests {
         // oidc.token is user-settable by design and kept out of pg_settings / SHOW ALL.
         assert_eq!(
             contexts.as_deref(),
-            Some("oidc.audit=superuser,oidc.cache_size=superuser,oidc.header_fallback=superuser,oidc.max_token_bytes=superuser")
+            Some("oidc.audit=superuser,oidc.cache_size=superuser,oidc.header_fallback=superuser,oidc.max_token_bytes=superuser,oidc.residuals=superuser")
         );
     }
 }

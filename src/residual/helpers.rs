@@ -10,9 +10,10 @@ pgrx::extension_sql!(
 -- Helpers of residual expressions (see src/residual.rs); found by identity, not by name.
 CREATE FUNCTION oidc._allow_support(internal) RETURNS internal
 LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'oidc_allow_support';
+-- (any number of dimensions: the evaluator flattens arrays)
 CREATE FUNCTION oidc._has_null(pg_catalog.text[]) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-RETURN pg_catalog.array_position($1, NULL) IS NOT NULL;
+RETURN EXISTS (SELECT FROM pg_catalog.unnest($1) AS e(x) WHERE e.x IS NULL);
 CREATE FUNCTION oidc._nonempty(pg_catalog.text[]) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 RETURN pg_catalog.cardinality($1) OPERATOR(pg_catalog.>) 0;

@@ -91,11 +91,22 @@ impl Want {
 }
 
 unsafe fn simplify(req: &pg_sys::SupportRequestSimplify) -> Option<*mut pg_sys::Node> {
-    if req.root.is_null() || req.fcall.is_null() || settings::audit() {
+    if req.root.is_null() || req.fcall.is_null() || settings::audit() || !settings::residuals() {
         return None;
     }
     // SAFETY: per the caller: a FuncExpr of the planner.
     unsafe {
+        let parse = (*req.root).parse;
+        // A query without tables (its range table holds at most the planner's own empty
+        // "result" entry) gains nothing: no rows to filter. And PL/pgSQL runs such a query as
+        // a "simple expression" without its initplans: the call must stay.
+        if parse.is_null()
+            || !list_nodes((*parse).rtable).iter().any(|rte| {
+                (*(*rte as *mut pg_sys::RangeTblEntry)).rtekind != pg_sys::RTEKind::RTE_RESULT
+            })
+        {
+            return None;
+        }
         let fcall = &*req.fcall;
         if fcall.funcvariadic {
             return None;
@@ -134,10 +145,6 @@ unsafe fn simplify(req: &pg_sys::SupportRequestSimplify) -> Option<*mut pg_sys::
         }
         // The principal's values are scalar subqueries: initplans, evaluated once per
         // execution, which the planner makes from sublinks after this simplification.
-        let parse = (*req.root).parse;
-        if parse.is_null() {
-            return None;
-        }
         (*parse).hasSubLinks = true;
         // A change of the rules invalidates the plan (plancache watches these relations).
         let glob = (*req.root).glob;

@@ -214,10 +214,16 @@ impl<'p> Translation<'p> {
     /// Evaluates every fixed expression for one principal and context (the resource is not
     /// read); `Err` with the step-limit error when one ran out of steps, which makes the
     /// whole rule an error, as the evaluator would make it.
+    ///
+    /// They share one step budget, as the parts of one condition do in the evaluator; unlike
+    /// the evaluator, which may skip a part that `&&`/`||` decides without, every part is
+    /// evaluated, so a costly part it would skip can exhaust the budget here.
     pub fn fixed_values(&self, req: &Request) -> Result<Vec<Result<Val, EvalError>>, EvalError> {
         let mut out = Vec::with_capacity(self.fixed.len());
+        let mut steps = 0;
         for node in &self.fixed {
-            let value = eval::eval(node, req, &mut Vec::new());
+            let (value, spent) = eval::eval_counted(node, req, &mut Vec::new(), steps);
+            steps = spent;
             if let Err(e) = &value {
                 if e.is_step_limit() {
                     return Err(e.clone());

@@ -94,6 +94,17 @@ select oidc.replay('{"sub": "carol", "scope": "write"}', 'read', 'note', '{"owne
 insert into oidc.rules (name, effect, actions, resource_type, condition)
 values ('unguarded', 'forbid', '{read}', 'note', 'resource.archived');
 select oidc.replay('{"sub": "alice"}', 'read', 'note', '{"owner": "alice"}', '2026-01-01') - 'at';
+-- PL/pgSQL expressions without a table keep the call (no residual: a simple expression
+-- runs without initplans)
+do $$
+declare
+    o text := 'alice';
+    b boolean;
+begin
+    b := oidc.allow('read', 'note', 'owner', o);
+    raise notice 'allowed: %', b;
+end
+$$;
 -- a change is seen by the next statement of this session
 delete from oidc.rules where name = 'unguarded';
 select oidc.replay('{"sub": "alice"}', 'read', 'note', '{"owner": "alice"}', '2026-01-01') ->> 'decision' as decision;
