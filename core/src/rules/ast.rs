@@ -133,26 +133,33 @@ impl Node {
     pub(crate) fn reads_resource(&self) -> bool {
         match self {
             Node::Resource | Node::ResourceField(_) | Node::HasResourceField(_) => true,
+            other => other.children().into_iter().any(Node::reads_resource),
+        }
+    }
+
+    /// The node's operands, in no particular order (empty for a leaf).
+    pub(crate) fn children(&self) -> Vec<&Node> {
+        match self {
             Node::Const(_)
             | Node::Claims
             | Node::Scopes
             | Node::Roles
             | Node::Context
+            | Node::Resource
+            | Node::ResourceField(_)
+            | Node::HasResourceField(_)
             | Node::Local(_)
-            | Node::Accu(_) => false,
-            Node::Select(a, _) | Node::Has(a, _) | Node::Not(a) | Node::Neg(a) => {
-                a.reads_resource()
-            }
-            Node::NotStrictlyFalse(a) => a.reads_resource(),
-            Node::List(items) | Node::Call(_, items) => items.iter().any(Node::reads_resource),
-            Node::Map(entries) => entries
-                .iter()
-                .any(|(k, v)| k.reads_resource() || v.reads_resource()),
-            Node::And(a, b) | Node::Or(a, b) | Node::Op(_, a, b) => {
-                a.reads_resource() || b.reads_resource()
-            }
-            Node::Cond(a, b, c) => a.reads_resource() || b.reads_resource() || c.reads_resource(),
-            Node::Membership { range, set, .. } => range.reads_resource() || set.reads_resource(),
+            | Node::Accu(_) => Vec::new(),
+            Node::Select(a, _)
+            | Node::Has(a, _)
+            | Node::Not(a)
+            | Node::Neg(a)
+            | Node::NotStrictlyFalse(a) => vec![a],
+            Node::List(items) | Node::Call(_, items) => items.iter().collect(),
+            Node::Map(entries) => entries.iter().flat_map(|(k, v)| [k, v]).collect(),
+            Node::And(a, b) | Node::Or(a, b) | Node::Op(_, a, b) => vec![a, b],
+            Node::Cond(a, b, c) => vec![a, b, c],
+            Node::Membership { range, set, .. } => vec![range, set],
             Node::Fold {
                 range,
                 init,
@@ -160,9 +167,7 @@ impl Node {
                 step,
                 result,
                 ..
-            } => [range, init, cond, step, result]
-                .iter()
-                .any(|n| n.reads_resource()),
+            } => vec![range, init, cond, step, result],
         }
     }
 

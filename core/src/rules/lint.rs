@@ -33,46 +33,7 @@ fn visit(node: &Node, a: &mut Attributes) {
             a.tested.insert(f.to_string());
         }
         Node::Resource => a.whole = true,
-        Node::Const(_)
-        | Node::Claims
-        | Node::Scopes
-        | Node::Roles
-        | Node::Context
-        | Node::Local(_)
-        | Node::Accu(_) => {}
-        Node::Select(x, _)
-        | Node::Has(x, _)
-        | Node::Not(x)
-        | Node::Neg(x)
-        | Node::NotStrictlyFalse(x) => visit(x, a),
-        Node::List(items) | Node::Call(_, items) => items.iter().for_each(|n| visit(n, a)),
-        Node::Map(entries) => entries.iter().for_each(|(k, v)| {
-            visit(k, a);
-            visit(v, a);
-        }),
-        Node::And(x, y) | Node::Or(x, y) | Node::Op(_, x, y) => {
-            visit(x, a);
-            visit(y, a);
-        }
-        Node::Cond(x, y, z) => {
-            visit(x, a);
-            visit(y, a);
-            visit(z, a);
-        }
-        Node::Membership { range, set, .. } => {
-            visit(range, a);
-            visit(set, a);
-        }
-        Node::Fold {
-            range,
-            init,
-            cond,
-            step,
-            result,
-            ..
-        } => [range, init, cond, step, result]
-            .iter()
-            .for_each(|n| visit(n, a)),
+        other => other.children().into_iter().for_each(|n| visit(n, a)),
     }
 }
 
