@@ -108,39 +108,33 @@ pub(super) unsafe fn const_bool(n: *mut pg_sys::Node) -> Option<bool> {
 
 /// `AND` of two-valued expressions, constants folded.
 pub(super) unsafe fn and(items: Vec<*mut pg_sys::Node>) -> *mut pg_sys::Node {
+    // SAFETY: node construction.
+    unsafe { junction(items, true) }
+}
+
+/// `OR` of two-valued expressions, constants folded.
+pub(super) unsafe fn or(items: Vec<*mut pg_sys::Node>) -> *mut pg_sys::Node {
+    // SAFETY: node construction.
+    unsafe { junction(items, false) }
+}
+
+/// `AND` (`and`) or `OR`: a constant that decides it (false for AND, true for OR) replaces
+/// it, the other constant is dropped.
+unsafe fn junction(items: Vec<*mut pg_sys::Node>, and: bool) -> *mut pg_sys::Node {
     // SAFETY: plain constructors over boolean expressions.
     unsafe {
         let mut kept = Vec::with_capacity(items.len());
         for item in items {
             match const_bool(item) {
-                Some(true) => {}
-                Some(false) => return bool_const(false),
+                Some(b) if b == and => {}
+                Some(_) => return bool_const(!and),
                 None => kept.push(item),
             }
         }
         match kept.len() {
-            0 => bool_const(true),
+            0 => bool_const(and),
             1 => kept[0],
-            _ => pg_sys::make_andclause(list(kept)).cast(),
-        }
-    }
-}
-
-/// `OR` of two-valued expressions, constants folded.
-pub(super) unsafe fn or(items: Vec<*mut pg_sys::Node>) -> *mut pg_sys::Node {
-    // SAFETY: as `and`.
-    unsafe {
-        let mut kept = Vec::with_capacity(items.len());
-        for item in items {
-            match const_bool(item) {
-                Some(false) => {}
-                Some(true) => return bool_const(true),
-                None => kept.push(item),
-            }
-        }
-        match kept.len() {
-            0 => bool_const(false),
-            1 => kept[0],
+            _ if and => pg_sys::make_andclause(list(kept)).cast(),
             _ => pg_sys::make_orclause(list(kept)).cast(),
         }
     }
