@@ -182,9 +182,11 @@ fn locate(table: Table) -> Option<(pg_sys::Oid, pg_sys::Oid, String)> {
     .unwrap_or(None)
 }
 
-/// The oid of the extension's `oidc.rules` (found by identity), for plans that depend on it.
+/// The oid of the extension's `oidc.rules` as the last load found it (by identity), for
+/// plans that depend on it; call after loading the rules (`cache::rules()`).
 pub fn rules_relation() -> Option<pg_sys::Oid> {
-    locate(Table::Rules).map(|(oid, _, _)| oid)
+    let oid = WATCHED[Table::Rules as usize].load(Ordering::Relaxed);
+    (oid != 0).then(|| pg_sys::Oid::from(oid))
 }
 
 /// Pushes the newest snapshot for the read, so that what is loaded includes every change

@@ -131,8 +131,9 @@ unsafe fn simplify(req: &pg_sys::SupportRequestSimplify) -> Option<*mut pg_sys::
             });
         }
         let helpers = helpers()?;
-        let rules_oid = crate::trust::rules_relation()?;
         let rules = cache::rules();
+        // (found by the load just done, or the one this backend's cache came from)
+        let rules_oid = crate::trust::rules_relation()?;
         let matching = rules.matching(&action, &resource_type);
         let pairs = &args[2..];
         let mut permits = Vec::new();
@@ -184,7 +185,7 @@ unsafe fn rule_expr(
             Effect::Forbid => Want::NotFalse,
         };
         let b = Builder {
-            key: format!("{:016x}/{}", rule.fingerprint, rule.name),
+            key: rule.residual_key(),
             attrs,
             helpers,
         };
@@ -288,7 +289,7 @@ impl Builder<'_> {
                         Some(or(vec![
                             and(vec![
                                 not_null(),
-                                text_eq(c(), b.text(value, collation)?, collation),
+                                text_eq(c(), b.text(value, collation), collation),
                                 b.test(value, "string"),
                             ]),
                             and(vec![is_null(), b.test(value, "null")]),
@@ -308,7 +309,7 @@ impl Builder<'_> {
                     let is_true = or(vec![
                         and(vec![
                             not_null(),
-                            text_any(c(), self.texts(set, collation)?, collation),
+                            text_any(c(), self.texts(set, collation), collation),
                             list_or_map,
                         ]),
                         and(vec![is_null(), self.test(set, "holds null")]),
@@ -323,7 +324,7 @@ impl Builder<'_> {
                     }
                 }
                 (Leaf::Contains { value, .. }, Column::TextArray) => {
-                    let element = array_of(self.text(value, collation)?, collation);
+                    let element = array_of(self.text(value, collation), collation);
                     let is_true = or(vec![
                         and(vec![
                             not_null(),
@@ -345,7 +346,7 @@ impl Builder<'_> {
                                 array_op(
                                     pg_sys::OID_ARRAY_OVERLAP_OP,
                                     attr.expr,
-                                    self.texts(set, collation)?,
+                                    self.texts(set, collation),
                                     collation,
                                 ),
                                 self.test(set, "list or map"),
@@ -374,7 +375,7 @@ impl Builder<'_> {
                     let is_true = and(vec![
                         not_null(),
                         self.test(prefix, "string"),
-                        starts_with(c(), self.text(prefix, collation)?, collation),
+                        starts_with(c(), self.text(prefix, collation), collation),
                     ]);
                     match want {
                         Want::IsTrue => is_true,
@@ -405,20 +406,12 @@ impl Builder<'_> {
                     array_expr(vec![], collation)
                 }
                 Operand::Const(_) => return bool_const(false),
-                Operand::Fixed(Fixed(slot)) => init_plan(
-                    pg_sys::makeFuncExpr(
-                        self.helpers.fixed_probe,
-                        pg_sys::TEXTARRAYOID,
-                        list(vec![
-                            text_const(&self.key, pg_sys::DEFAULT_COLLATION_OID),
-                            int_const(*slot as i32),
-                            text_const(test, pg_sys::DEFAULT_COLLATION_OID),
-                        ]),
-                        collation,
-                        pg_sys::DEFAULT_COLLATION_OID,
-                        pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
-                    )
-                    .cast(),
+                Operand::Fixed(Fixed(slot)) => self.fixed_call(
+                    self.helpers.fixed_probe,
+                    pg_sys::TEXTARRAYOID,
+                    *slot as i32,
+                    Some(test),
+                    collation,
                 ),
             };
             and(vec![
@@ -439,35 +432,28 @@ impl Builder<'_> {
     }
 
     /// The operand as text: the string, or NULL when it is not one.
-    unsafe fn text(&self, o: &Operand, collation: pg_sys::Oid) -> Option<*mut pg_sys::Node> {
+    unsafe fn text(&self, o: &Operand, collation: pg_sys::Oid) -> *mut pg_sys::Node {
         // SAFETY: node construction.
         unsafe {
-            Some(match o {
+            match o {
                 Operand::Const(Val::Str(s)) => text_const(s, collation),
                 Operand::Const(_) => null_const(pg_sys::TEXTOID, collation),
-                Operand::Fixed(Fixed(slot)) => init_plan(
-                    pg_sys::makeFuncExpr(
-                        self.helpers.fixed_text,
-                        pg_sys::TEXTOID,
-                        list(vec![
-                            text_const(&self.key, pg_sys::DEFAULT_COLLATION_OID),
-                            int_const(*slot as i32),
-                        ]),
-                        collation,
-                        pg_sys::DEFAULT_COLLATION_OID,
-                        pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
-                    )
-                    .cast(),
+                Operand::Fixed(Fixed(slot)) => self.fixed_call(
+                    self.helpers.fixed_text,
+                    pg_sys::TEXTOID,
+                    *slot as i32,
+                    None,
+                    collation,
                 ),
-            })
+            }
         }
     }
 
     /// The operand's strings (a list's string elements, a map's keys) as text[], or NULL.
-    unsafe fn texts(&self, o: &Operand, collation: pg_sys::Oid) -> Option<*mut pg_sys::Node> {
+    unsafe fn texts(&self, o: &Operand, collation: pg_sys::Oid) -> *mut pg_sys::Node {
         // SAFETY: node construction.
         unsafe {
-            Some(match o {
+            match o {
                 Operand::Const(v) => match strings_of(v) {
                     Some(strings) => array_expr(
                         strings.iter().map(|s| text_const(s, collation)).collect(),
@@ -475,37 +461,52 @@ impl Builder<'_> {
                     ),
                     None => null_const(pg_sys::TEXTARRAYOID, collation),
                 },
-                Operand::Fixed(Fixed(slot)) => init_plan(
-                    pg_sys::makeFuncExpr(
-                        self.helpers.fixed_texts,
-                        pg_sys::TEXTARRAYOID,
-                        list(vec![
-                            text_const(&self.key, pg_sys::DEFAULT_COLLATION_OID),
-                            int_const(*slot as i32),
-                        ]),
-                        collation,
-                        pg_sys::DEFAULT_COLLATION_OID,
-                        pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
-                    )
-                    .cast(),
+                Operand::Fixed(Fixed(slot)) => self.fixed_call(
+                    self.helpers.fixed_texts,
+                    pg_sys::TEXTARRAYOID,
+                    *slot as i32,
+                    None,
+                    collation,
                 ),
-            })
+            }
         }
     }
 
     unsafe fn fixed_bool(&self, slot: i32, test: &str) -> *mut pg_sys::Node {
         // SAFETY: node construction.
         unsafe {
+            self.fixed_call(
+                self.helpers.fixed_bool,
+                pg_sys::BOOLOID,
+                slot,
+                Some(test),
+                pg_sys::InvalidOid,
+            )
+        }
+    }
+
+    /// `(select helper(key, slot[, test]))`: one of the rule's fixed values, as an initplan.
+    unsafe fn fixed_call(
+        &self,
+        helper: pg_sys::Oid,
+        returns: pg_sys::Oid,
+        slot: i32,
+        test: Option<&str>,
+        collation: pg_sys::Oid,
+    ) -> *mut pg_sys::Node {
+        // SAFETY: node construction in the planner's memory context.
+        unsafe {
+            let mut args = vec![
+                text_const(&self.key, pg_sys::DEFAULT_COLLATION_OID),
+                int_const(slot),
+            ];
+            args.extend(test.map(|t| text_const(t, pg_sys::DEFAULT_COLLATION_OID)));
             init_plan(
                 pg_sys::makeFuncExpr(
-                    self.helpers.fixed_bool,
-                    pg_sys::BOOLOID,
-                    list(vec![
-                        text_const(&self.key, pg_sys::DEFAULT_COLLATION_OID),
-                        int_const(slot),
-                        text_const(test, pg_sys::DEFAULT_COLLATION_OID),
-                    ]),
-                    pg_sys::InvalidOid,
+                    helper,
+                    returns,
+                    list(args),
+                    collation,
                     pg_sys::DEFAULT_COLLATION_OID,
                     pg_sys::CoercionForm::COERCE_EXPLICIT_CALL,
                 )
