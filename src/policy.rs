@@ -270,12 +270,7 @@ pub fn rule_value(
 ) -> Result<oidc_authz_core::rules::residual::Tri, Error> {
     use oidc_authz_core::rules::residual::Tri;
     let rules = cache::rules();
-    let (fingerprint, name) = key.split_once('/').ok_or(Error::StalePlan)?;
-    let rule = rules
-        .by_name(name)
-        .map(|(_, r)| r)
-        .filter(|r| format!("{:016x}", r.fingerprint) == fingerprint)
-        .ok_or(Error::StalePlan)?;
+    let rule = rules.by_residual_key(key).ok_or(Error::StalePlan)?;
     let (context, _) = statement_context();
     cache::with_principal(|entry| {
         with_inputs(entry, |inputs| {

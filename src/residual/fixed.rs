@@ -76,12 +76,7 @@ fn values(key: &str) -> Result<Values, Error> {
                 return Ok(v);
             }
         }
-        let (fingerprint, name) = key.split_once('/').ok_or(Error::Internal("residual key"))?;
-        let rule = rules
-            .by_name(name)
-            .map(|(_, r)| r)
-            .filter(|r| format!("{:016x}", r.fingerprint) == fingerprint)
-            .ok_or(Error::StalePlan)?;
+        let rule = rules.by_residual_key(key).ok_or(Error::StalePlan)?;
         let program = rule.program.as_ref().ok_or(Error::StalePlan)?;
         let t = translate(program).ok_or(Error::StalePlan)?;
         let values: Values = Rc::new(t.fixed_values(req));

@@ -251,7 +251,25 @@ impl Matching {
     }
 }
 
+impl Rule {
+    /// The key a plan names this rule by (`fingerprint/name`), see
+    /// [`RuleSet::by_residual_key`].
+    pub fn residual_key(&self) -> String {
+        format!("{:016x}/{}", self.fingerprint, self.name)
+    }
+}
+
 impl RuleSet {
+    /// The rule a plan's key ([`Rule::residual_key`]) names, if it is still the rule the
+    /// plan was built from (same fingerprint).
+    pub fn by_residual_key(&self, key: &str) -> Option<&Rule> {
+        let (fingerprint, name) = key.split_once('/')?;
+        let fingerprint = u64::from_str_radix(fingerprint, 16).ok()?;
+        self.by_name(name)
+            .map(|(_, r)| r)
+            .filter(|r| r.fingerprint == fingerprint)
+    }
+
     /// The enabled or disabled rule named `name`, with its index.
     pub fn by_name(&self, name: &str) -> Option<(usize, &Rule)> {
         let i = self
