@@ -155,12 +155,10 @@ pub unsafe extern "C-unwind" fn oidc_allow_attributes(
 ) -> pg_sys::Datum {
     // SAFETY: fcinfo is valid for this call; arguments are read per the declared signature.
     unsafe {
-        let nargs = usize::try_from((*fcinfo).nargs).unwrap_or(0);
-        let args = (*fcinfo).args.as_slice(nargs);
         // Not STRICT, on purpose: a NULL action or resource type denies (fails closed).
-        if nargs < 2 || args[0].isnull || args[1].isnull {
+        let Some(args) = leading_args(fcinfo) else {
             return pg_sys::Datum::from(false);
-        }
+        };
         let flinfo = (*fcinfo).flinfo;
         if pg_sys::get_fn_expr_variadic(flinfo) {
             attrs_error("pass the resource as name/value pairs, not as a VARIADIC array");
@@ -208,11 +206,9 @@ pub unsafe extern "C-unwind" fn oidc_rule_attributes(
 ) -> pg_sys::Datum {
     // SAFETY: fcinfo is valid for this call; arguments are read per the declared signature.
     unsafe {
-        let nargs = usize::try_from((*fcinfo).nargs).unwrap_or(0);
-        let args = (*fcinfo).args.as_slice(nargs);
-        if nargs < 2 || args[0].isnull || args[1].isnull {
+        let Some(args) = leading_args(fcinfo) else {
             return pg_sys::Datum::from(false);
-        }
+        };
         let key = <&str>::from_datum(args[0].value, false).unwrap_or("");
         let not_false = <&str>::from_datum(args[1].value, false) == Some("not false");
         let layout = layout((*fcinfo).flinfo, args);
@@ -228,6 +224,22 @@ pub unsafe extern "C-unwind" fn oidc_rule_attributes(
             }),
             Err(e) => e.raise(),
         }
+    }
+}
+
+/// The call's arguments; `None` when there are fewer than two or one of the first two (action
+/// and resource type, or key and want) is NULL, which the callers answer with false.
+///
+/// # Safety
+/// `fcinfo` must be the valid call information of the running call.
+unsafe fn leading_args<'a>(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Option<&'a [pg_sys::NullableDatum]> {
+    // SAFETY: per the caller; `nargs` arguments follow the header.
+    unsafe {
+        let nargs = usize::try_from((*fcinfo).nargs).unwrap_or(0);
+        let args = (*fcinfo).args.as_slice(nargs);
+        (nargs >= 2 && !args[0].isnull && !args[1].isnull).then_some(args)
     }
 }
 
