@@ -328,7 +328,7 @@ impl Builder<'_> {
                     let is_true = or(vec![
                         and(vec![
                             not_null(),
-                            array_op(pg_sys::OID_ARRAY_CONTAINS_OP, attr.expr, element, collation),
+                            bool_op(pg_sys::OID_ARRAY_CONTAINS_OP, attr.expr, element, collation),
                             self.test(value, "string"),
                         ]),
                         self.null_elements(value, "null", attr.expr, collation),
@@ -343,7 +343,7 @@ impl Builder<'_> {
                         not_null(),
                         or(vec![
                             and(vec![
-                                array_op(
+                                bool_op(
                                     pg_sys::OID_ARRAY_OVERLAP_OP,
                                     attr.expr,
                                     self.texts(set, collation),
@@ -417,7 +417,7 @@ impl Builder<'_> {
             and(vec![
                 self.test(o, test),
                 self.call(self.helpers.has_null, attr),
-                array_op(pg_sys::OID_ARRAY_CONTAINS_OP, attr, probe, collation),
+                bool_op(pg_sys::OID_ARRAY_CONTAINS_OP, attr, probe, collation),
             ])
         }
     }

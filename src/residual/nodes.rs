@@ -185,25 +185,14 @@ pub(super) unsafe fn as_text(expr: *mut pg_sys::Node, collation: pg_sys::Oid) ->
     }
 }
 
+/// `a = b` over text.
 pub(super) unsafe fn text_eq(
     a: *mut pg_sys::Node,
     b: *mut pg_sys::Node,
     collation: pg_sys::Oid,
 ) -> *mut pg_sys::Node {
-    // SAFETY: text = text, with its function filled in.
-    unsafe {
-        let op = pg_sys::make_opclause(
-            pg_sys::Oid::from(pg_sys::TextEqualOperator),
-            pg_sys::BOOLOID,
-            false,
-            a.cast(),
-            b.cast(),
-            pg_sys::InvalidOid,
-            collation,
-        );
-        pg_sys::set_opfuncid(op.cast());
-        op.cast()
-    }
+    // SAFETY: text = text.
+    unsafe { bool_op(pg_sys::TextEqualOperator, a, b, collation) }
 }
 
 /// `a = any(array)` over text.
@@ -254,14 +243,15 @@ pub(super) unsafe fn array_expr(
     }
 }
 
-/// `a @> b` or `a && b` over text[].
-pub(super) unsafe fn array_op(
+/// `a <op> b` for a boolean operator (`=` over text, `@>` or `&&` over text[]), with its
+/// function filled in.
+pub(super) unsafe fn bool_op(
     opno: u32,
     a: *mut pg_sys::Node,
     b: *mut pg_sys::Node,
     collation: pg_sys::Oid,
 ) -> *mut pg_sys::Node {
-    // SAFETY: anyarray op anyarray, with its function filled in.
+    // SAFETY: a plain constructor; the operator's input types are the callers' to match.
     unsafe {
         let op = pg_sys::make_opclause(
             pg_sys::Oid::from(opno),
