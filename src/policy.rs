@@ -21,9 +21,6 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
-/// Microseconds from the Unix epoch to Postgres' epoch (2000-01-01).
-const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
-
 struct StatementCache {
     /// The statement start time and [`settings::CONTEXT_GENERATION`] it was built for.
     context_key: (i64, u64),
@@ -58,8 +55,7 @@ thread_local! {
 /// Nanoseconds since the Unix epoch of a Postgres timestamptz; `±infinity` and instants past
 /// CEL's years 1–9999 become its first or last instant.
 pub fn timestamptz_ns(ts: pg_sys::TimestampTz) -> i128 {
-    let ns = (i128::from(ts) + i128::from(PG_EPOCH_OFFSET_US)) * 1000;
-    oidc_authz_core::rules::time::clamp_to_range(ns)
+    oidc_authz_core::rules::span::timestamp_ns(ts)
 }
 
 /// What `context` was built for: the statement start time and the context generation

@@ -6,6 +6,7 @@ use crate::error::{Error, OrRaise};
 use crate::settings;
 use oidc_authz_core::rules::eval::EvalError;
 use oidc_authz_core::rules::residual::{translate, Tri};
+use oidc_authz_core::rules::span::Query;
 use oidc_authz_core::rules::value::Val;
 use oidc_authz_core::rules::RuleSet;
 use pgrx::prelude::*;
@@ -31,6 +32,9 @@ pub(super) fn strings_of(v: &Val) -> Option<Vec<Rc<str>>> {
 /// What `oidc._fixed_bool(key, slot, test)` answers for a fixed value. Never unknown: a
 /// residual is two-valued.
 pub(super) fn value_test(v: &Result<Val, EvalError>, test: &str) -> bool {
+    if let Some(q) = Query::parse(test) {
+        return q.holds(v);
+    }
     match test {
         "true" => Tri::of(v) == Tri::True,
         "false" => Tri::of(v) == Tri::False,
@@ -135,6 +139,29 @@ fn fixed_text(key: &str, slot: i32) -> Option<String> {
 #[pg_extern(stable, parallel_safe, name = "_fixed_probe")]
 fn fixed_probe(key: &str, slot: i32, test: &str) -> Option<Vec<String>> {
     value_test(&value(key, slot).or_raise(), test).then(Vec::new)
+}
+
+/// A bound of an ordered comparison (`core::span::Query`, e.g. `int le hi`), or NULL when
+/// the comparison holds for no value.
+fn bound(key: &str, slot: i32, query: &str) -> Option<i64> {
+    let q = Query::parse(query)?;
+    q.bound(&value(key, slot).or_raise())
+}
+
+#[pg_extern(stable, parallel_safe, name = "_fixed_int8")]
+fn fixed_int8(key: &str, slot: i32, query: &str) -> Option<i64> {
+    bound(key, slot, query)
+}
+
+#[pg_extern(stable, parallel_safe, name = "_fixed_timestamptz")]
+fn fixed_timestamptz(key: &str, slot: i32, query: &str) -> Option<TimestampWithTimeZone> {
+    // (A snapped bound is always a valid timestamp.)
+    bound(key, slot, query).and_then(|raw| TimestampWithTimeZone::try_from(raw).ok())
+}
+
+#[pg_extern(stable, parallel_safe, name = "_fixed_timestamp")]
+fn fixed_timestamp(key: &str, slot: i32, query: &str) -> Option<Timestamp> {
+    bound(key, slot, query).and_then(|raw| Timestamp::try_from(raw).ok())
 }
 
 /// A residual's fixed value as text[]: a list's strings or a map's keys, or NULL.

@@ -28,6 +28,9 @@ pub(crate) struct Helpers {
     pub(super) fixed_text: pg_sys::Oid,
     pub(super) fixed_texts: pg_sys::Oid,
     pub(super) fixed_probe: pg_sys::Oid,
+    pub(super) fixed_int8: pg_sys::Oid,
+    pub(super) fixed_timestamptz: pg_sys::Oid,
+    pub(super) fixed_timestamp: pg_sys::Oid,
     pub(super) has_null: pg_sys::Oid,
     pub(super) nonempty: pg_sys::Oid,
     /// `oidc._rule(key, want, name, value)` and its variadic form.
@@ -61,6 +64,9 @@ pub(crate) fn helpers() -> Option<Helpers> {
         ("_fixed_text", 0),
         ("_fixed_texts", 0),
         ("_fixed_probe", 0),
+        ("_fixed_int8", 0),
+        ("_fixed_timestamptz", 0),
+        ("_fixed_timestamp", 0),
         ("_has_null", 0),
         ("_nonempty", 0),
         ("_rule", 4),
@@ -68,7 +74,7 @@ pub(crate) fn helpers() -> Option<Helpers> {
         ("allow", 4),
         ("allow", 5),
     ];
-    let mut oids = [pg_sys::InvalidOid; 10];
+    let mut oids = [pg_sys::InvalidOid; 13];
     Spi::connect(|client| {
         let rows = client.select(
             "select p.oid, p.proname::pg_catalog.text, p.pronargs::pg_catalog.int4 from pg_catalog.pg_depend d \
@@ -110,12 +116,15 @@ pub(crate) fn helpers() -> Option<Helpers> {
         fixed_text: oids[1],
         fixed_texts: oids[2],
         fixed_probe: oids[3],
-        has_null: oids[4],
-        nonempty: oids[5],
-        rule: oids[6],
-        rule_variadic: oids[7],
-        allow: oids[8],
-        allow_variadic: oids[9],
+        fixed_int8: oids[4],
+        fixed_timestamptz: oids[5],
+        fixed_timestamp: oids[6],
+        has_null: oids[7],
+        nonempty: oids[8],
+        rule: oids[9],
+        rule_variadic: oids[10],
+        allow: oids[11],
+        allow_variadic: oids[12],
     };
     HELPERS.with_borrow_mut(|c| *c = Some((extension, h)));
     Some(h)

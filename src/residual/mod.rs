@@ -20,6 +20,7 @@
 use crate::cache;
 use crate::settings;
 use oidc_authz_core::rules::residual::{translate, Cmp, Fixed, Leaf, Operand, Residual};
+use oidc_authz_core::rules::span::{Part, Query, Scale};
 use oidc_authz_core::rules::value::Val;
 use oidc_authz_core::rules::{Effect, RuleSet};
 use pgrx::pg_sys;
@@ -217,6 +218,11 @@ enum Column {
     Text,
     TextArray,
     Bool,
+    /// Integers and timestamps: compared with bounds of type `bound` (see `core::span`).
+    Ordered {
+        scale: Scale,
+        bound: pg_sys::Oid,
+    },
 }
 
 impl Builder<'_> {
@@ -250,10 +256,15 @@ impl Builder<'_> {
                 _ => want == Want::NotFalse,
             }));
         };
+        let ordered = |scale, bound| Column::Ordered { scale, bound };
         let column = match attr.typ {
             pg_sys::TEXTOID | pg_sys::VARCHAROID => Column::Text,
             pg_sys::TEXTARRAYOID => Column::TextArray,
             pg_sys::BOOLOID => Column::Bool,
+            pg_sys::INT2OID | pg_sys::INT4OID | pg_sys::INT8OID => {
+                ordered(Scale::Int, pg_sys::INT8OID)
+            }
+            pg_sys::TIMESTAMPTZOID | pg_sys::TIMESTAMPOID => ordered(Scale::Timestamp, attr.typ),
             _ => {
                 return match leaf {
                     Leaf::Has { .. } => Some(bool_const(true)),
@@ -267,7 +278,9 @@ impl Builder<'_> {
             attr.collation
         };
         // SAFETY: a catalog lookup of a valid collation.
-        if !unsafe { pg_sys::get_collation_isdeterministic(collation) } {
+        if matches!(column, Column::Text | Column::TextArray)
+            && !unsafe { pg_sys::get_collation_isdeterministic(collation) }
+        {
             return None; // equality would not be byte (code point) equality
         }
         // SAFETY: node construction over the call's own argument expressions.
@@ -302,6 +315,34 @@ impl Builder<'_> {
                         (Cmp::Ne, Want::IsTrue) => not(not_false(self)?),
                         (Cmp::Ne, Want::NotFalse) => not(is_true(self)?),
                         _ => return None,
+                    }
+                }
+                (Leaf::Compare { op, value, .. }, Column::Ordered { scale, bound }) => {
+                    let span = |op| self.in_span(attr, scale, bound, op, value);
+                    let is_null_and = |test| and(vec![is_null(), self.test(value, test)]);
+                    match op {
+                        Cmp::Eq | Cmp::Ne => {
+                            // Equality is never an error, unless the value is one.
+                            let is_true = || Some(or(vec![span(Cmp::Eq)?, is_null_and("null")]));
+                            let not_false =
+                                || Some(or(vec![is_true()?, self.test(value, "error")]));
+                            match (op, want) {
+                                (Cmp::Eq, Want::IsTrue) => is_true()?,
+                                (Cmp::Eq, Want::NotFalse) => not_false()?,
+                                (_, Want::IsTrue) => not(not_false()?),
+                                (_, Want::NotFalse) => not(is_true()?),
+                            }
+                        }
+                        // Ordering a NULL (CEL's null) is an error, as is ordering a value
+                        // that is no number (no timestamp).
+                        op => match want {
+                            Want::IsTrue => span(*op)?,
+                            Want::NotFalse => or(vec![
+                                span(*op)?,
+                                is_null(),
+                                self.span_test(value, Query::new(scale, *op, Part::Error)),
+                            ]),
+                        },
                     }
                 }
                 (Leaf::In { set, .. }, Column::Text) => {
@@ -419,6 +460,75 @@ impl Builder<'_> {
                 self.call(self.helpers.has_null, attr),
                 bool_op(pg_sys::OID_ARRAY_CONTAINS_OP, attr, probe, collation),
             ])
+        }
+    }
+
+    /// For a non-NULL ordered column, true exactly where `column <op> value` is (`op` one of
+    /// `== < <= > >=`), else false: `x >= lo AND x <= hi`, the bounds the operator needs,
+    /// computed at execution for a fixed value.
+    unsafe fn in_span(
+        &self,
+        attr: &Attr,
+        scale: Scale,
+        bound: pg_sys::Oid,
+        op: Cmp,
+        value: &Operand,
+    ) -> Option<*mut pg_sys::Node> {
+        let lower = matches!(op, Cmp::Eq | Cmp::Gt | Cmp::Ge);
+        let upper = matches!(op, Cmp::Eq | Cmp::Lt | Cmp::Le);
+        // SAFETY: catalog lookups and node construction over the call's own expression.
+        unsafe {
+            let ge = btree_operator(attr.typ, bound, pg_sys::BTGreaterEqualStrategyNumber)?;
+            let le = btree_operator(attr.typ, bound, pg_sys::BTLessEqualStrategyNumber)?;
+            let compare =
+                |opno: pg_sys::Oid, b| bool_op(opno.to_u32(), attr.expr, b, pg_sys::InvalidOid);
+            let mut arms = vec![null_test(attr.expr, false)];
+            let query = |part| Query::new(scale, op, part);
+            match value {
+                Operand::Const(v) => {
+                    let v = Ok(v.clone());
+                    let (Some(lo), Some(hi)) =
+                        (query(Part::Lo).bound(&v), query(Part::Hi).bound(&v))
+                    else {
+                        return Some(bool_const(false));
+                    };
+                    if lower {
+                        arms.push(compare(ge, i64_const(bound, lo)));
+                    }
+                    if upper {
+                        arms.push(compare(le, i64_const(bound, hi)));
+                    }
+                }
+                Operand::Fixed(Fixed(slot)) => {
+                    let slot = *slot as i32;
+                    arms.push(self.fixed_bool(slot, &query(Part::Nonempty).text()));
+                    let helper = match bound {
+                        pg_sys::INT8OID => self.helpers.fixed_int8,
+                        pg_sys::TIMESTAMPTZOID => self.helpers.fixed_timestamptz,
+                        _ => self.helpers.fixed_timestamp,
+                    };
+                    let b = |part| {
+                        let q = query(part).text();
+                        self.fixed_call(helper, bound, slot, Some(&q), pg_sys::InvalidOid)
+                    };
+                    if lower {
+                        arms.push(compare(ge, b(Part::Lo)));
+                    }
+                    if upper {
+                        arms.push(compare(le, b(Part::Hi)));
+                    }
+                }
+            }
+            Some(and(arms))
+        }
+    }
+
+    /// A span query's answer about an operand (see `core::span::Query::holds`).
+    unsafe fn span_test(&self, o: &Operand, q: Query) -> *mut pg_sys::Node {
+        match o {
+            Operand::Const(v) => bool_const(q.holds(&Ok(v.clone()))),
+            // SAFETY: node construction.
+            Operand::Fixed(Fixed(slot)) => unsafe { self.fixed_bool(*slot as i32, &q.text()) },
         }
     }
 

@@ -310,3 +310,39 @@ pub(super) unsafe fn starts_with(
         .cast()
     }
 }
+
+/// A constant of an 8-byte by-value type (`int8`, `timestamptz`, `timestamp`).
+pub(super) unsafe fn i64_const(typ: pg_sys::Oid, v: i64) -> *mut pg_sys::Node {
+    // SAFETY: a plain constructor; these types are 8 bytes and passed by value.
+    unsafe {
+        pg_sys::makeConst(
+            typ,
+            -1,
+            pg_sys::InvalidOid,
+            8,
+            pg_sys::Datum::from(v),
+            false,
+            true,
+        )
+        .cast()
+    }
+}
+
+/// The b-tree operator `left <strategy> right` of the left type's default operator
+/// family (cross-type members included: `int4 <= int8`), if there is one.
+pub(super) unsafe fn btree_operator(
+    left: pg_sys::Oid,
+    right: pg_sys::Oid,
+    strategy: u32,
+) -> Option<pg_sys::Oid> {
+    // SAFETY: catalog lookups for valid type oids.
+    unsafe {
+        let opclass = pg_sys::GetDefaultOpClass(left, pg_sys::BTREE_AM_OID);
+        if opclass == pg_sys::InvalidOid {
+            return None;
+        }
+        let family = pg_sys::get_opclass_family(opclass);
+        let op = pg_sys::get_opfamily_member(family, left, right, strategy as i16);
+        (op != pg_sys::InvalidOid).then_some(op)
+    }
+}

@@ -12,6 +12,7 @@ pub mod eval;
 pub mod lint;
 pub mod residual;
 pub mod residual_text;
+pub mod span;
 pub mod time;
 pub mod value;
 

@@ -80,7 +80,7 @@ impl Cmp {
         }
     }
 
-    fn op(self) -> Op {
+    pub(crate) fn op(self) -> Op {
         match self {
             Cmp::Eq => Op::Eq,
             Cmp::Ne => Op::Ne,
