@@ -314,7 +314,33 @@ impl Builder<'_> {
                         (Cmp::Eq, Want::NotFalse) => not_false(self)?,
                         (Cmp::Ne, Want::IsTrue) => not(not_false(self)?),
                         (Cmp::Ne, Want::NotFalse) => not(is_true(self)?),
-                        _ => return None,
+                        // CEL orders strings by code point: UTF-8 bytes under "C".
+                        (op, want) => {
+                            let strategy = match op {
+                                Cmp::Lt => pg_sys::BTLessStrategyNumber,
+                                Cmp::Le => pg_sys::BTLessEqualStrategyNumber,
+                                Cmp::Gt => pg_sys::BTGreaterStrategyNumber,
+                                _ => pg_sys::BTGreaterEqualStrategyNumber,
+                            };
+                            let opno = btree_operator(pg_sys::TEXTOID, pg_sys::TEXTOID, strategy)?;
+                            let c = pg_sys::C_COLLATION_OID;
+                            let is_true = and(vec![
+                                not_null(),
+                                self.test(value, "string"),
+                                bool_op(
+                                    opno.to_u32(),
+                                    as_text(attr.expr, c),
+                                    self.text(value, c),
+                                    c,
+                                ),
+                            ]);
+                            match want {
+                                Want::IsTrue => is_true,
+                                Want::NotFalse => {
+                                    or(vec![is_true, is_null(), not(self.test(value, "string"))])
+                                }
+                            }
+                        }
                     }
                 }
                 (Leaf::Compare { op, value, .. }, Column::Ordered { scale, bound }) => {

@@ -26,10 +26,13 @@ RULES = [
     ("until", "forbid", "{read}", "num", "has(claims.until) && timestamp(claims.until) <= resource.created"),
     ("local", "permit", "{read}", "num", "resource.local == timestamp('2026-01-01T00:00:00Z')"),
     ("past", "permit", "{read}", "num", "resource.local < context.time && claims.sub == 'past'"),
+    # Strings order by code point whatever the column's collation (here ICU's, where
+    # 'Ålice' < 'bob'; by code point it is after every ASCII string).
+    ("name", "permit", "{read}", "num", "resource.name < claims.sub && resource.name >= 'a'"),
 ]
-PAIRS = "'rank', rank, 'big', big, 'small', small, 'created', created, 'local', local"
+PAIRS = "'rank', rank, 'big', big, 'small', small, 'created', created, 'local', local, 'name', name"
 UNREPLACED = ("concat('rank'), rank, concat('big'), big, concat('small'), small,"
-              " concat('created'), created, concat('local'), local")
+              " concat('created'), created, concat('local'), local, concat('name'), name")
 POLICY = "select array_agg(id order by id) from nums"
 REFERENCE = f"select array_agg(id order by id) from nums_ref where oidc.allow('read', 'num', {UNREPLACED})"
 
@@ -37,6 +40,7 @@ TWO53 = 2 ** 53
 RANKS = [None, -2147483648, -1, 0, 1, 2, 3, 5, 2147483647]
 BIGS = [None, -(2 ** 63), 0, 3, TWO53 - 1, TWO53, TWO53 + 1, TWO53 + 2, 2 ** 63 - 1]
 SMALLS = [None, -32768, -1, 0, 4, 5, 32767]
+NAMES = [None, "", "a", "alice", "alice ", "Ålice", "bob", "bob\u00e9", "zed", "\U0001f600"]
 TIMES = [None, "-infinity", "infinity", "4713-01-01 00:00:00+00 BC", "0001-01-01 00:00:00+00",
          "1970-01-01 00:00:00+00", "2025-12-31 23:59:59.999999+00", "2026-01-01 00:00:00+00",
          "2026-01-01 00:00:00.000001+00", "9999-12-31 23:59:59.999999+00", "10000-01-01 00:00:00+00"]
@@ -51,17 +55,17 @@ def nums(database):
         su.execute("set timezone = 'UTC'")
         su.execute("drop table if exists nums, nums_ref")
         su.execute("create table nums (id int primary key, rank int, big int8, small int2,"
-                   " created timestamptz, local timestamp)")
+                   ' created timestamptz, local timestamp, name text collate "en-x-icu")')
         columns = itertools.product(RANKS, BIGS, SMALLS[:4], TIMES[:6])
-        rows = [(i, r, b, s, t, t) for i, (r, b, s, t) in enumerate(columns)]
-        rows += [(len(rows) + i, r, None, s, t, t) for i, (r, s, t) in
-                 enumerate(itertools.product(RANKS[:3], SMALLS, TIMES))]
+        rows = [(i, r, b, s, t, t, NAMES[i % len(NAMES)]) for i, (r, b, s, t) in enumerate(columns)]
+        rows += [(len(rows) + i, r, None, s, t, t, n) for i, (r, s, t, n) in
+                 enumerate(itertools.product(RANKS[:3], SMALLS, TIMES, NAMES[:3]))]
         with su.cursor() as cur:
-            cur.executemany("insert into nums values (%s, %s, %s, %s, %s::timestamptz, %s::timestamptz at time zone 'UTC')",
-                            rows)
+            cur.executemany("insert into nums values (%s, %s, %s, %s, %s::timestamptz,"
+                            " %s::timestamptz at time zone 'UTC', %s)", rows)
         su.execute("insert into nums select 100000 + i, i % 1000, i, (i % 7)::int2,"
-                   " '2020-01-01'::timestamptz + i * interval '1 hour', '2020-01-01'::timestamp + i * interval '1 hour'"
-                   " from generate_series(1, 20000) i")
+                   " '2020-01-01'::timestamptz + i * interval '1 hour', '2020-01-01'::timestamp + i * interval '1 hour',"
+                   " 'user-' || i from generate_series(1, 20000) i")
         su.execute("create table nums_ref as select * from nums")
         for column in ("rank", "big", "created", "local"):
             su.execute(f"create index on nums ({column})")
@@ -97,6 +101,9 @@ PRINCIPALS = [
     dict(sub="g", level=-1e300, big=9.3e18, floor=-9223372036854775808, until="2025-12-31T23:59:59.999999Z"),
     dict(sub="past", level=True, big=3.0, scope="eq"),
     dict(sub="h"),
+    dict(sub="\u00c5lice", level=3),
+    dict(sub="bob", level=3, floor=2),
+    dict(sub="zzz", level=0),
 ]
 
 
