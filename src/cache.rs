@@ -10,12 +10,16 @@
 //! - [`settings::TOKEN_GENERATION`] (assign hooks on the token settings) → the current
 //!   token is resolved again (LRU lookup by SHA-256, verification on a miss);
 //! - [`trust::CONFIG_GENERATION`] (relcache invalidation of `oidc.issuers`) → the trust
-//!   configuration is reloaded and every cached verification dropped.
+//!   configuration is reloaded and every cached verification dropped;
+//! - [`trust::REVOCATION_GENERATION`] (of `oidc.revocations`) → the revocations are
+//!   reloaded and the current token checked against them again, from the cache: no
+//!   signature is verified again.
 //!
 //! Bounds: at most `oidc.cache_size` verified tokens (least recently used evicted).
 
 use crate::error::Error;
 use crate::{settings, trust};
+use oidc_authz_core::revocation::Revocations;
 use oidc_authz_core::rules::value::Val;
 use oidc_authz_core::rules::RuleSet;
 use oidc_authz_core::{
@@ -88,9 +92,11 @@ pub enum Current {
 struct State {
     token_generation: u64,
     config_generation: u64,
+    revocation_generation: u64,
     current: Option<Current>,
     trust: Option<Rc<TrustConfig>>,
     rules: Option<Rc<RuleSet>>,
+    revocations: Option<Rc<Revocations>>,
     lru: Lru,
 }
 
@@ -98,9 +104,11 @@ thread_local! {
     static STATE: RefCell<State> = const { RefCell::new(State {
         token_generation: 0,
         config_generation: 0,
+        revocation_generation: 0,
         current: None,
         trust: None,
         rules: None,
+        revocations: None,
         lru: Lru::new(),
     }) };
 }
@@ -214,6 +222,7 @@ impl State {
     fn fresh(&self, token_generation: u64, config_generation: u64) -> bool {
         self.token_generation == token_generation
             && self.config_generation == config_generation
+            && self.revocation_generation == trust::REVOCATION_GENERATION.load(Ordering::Relaxed)
             && self.current.is_some()
             && settings::token_sources_watched()
     }
@@ -230,6 +239,29 @@ fn sync_config(config_generation: u64) {
             s.config_generation = config_generation;
         }
     });
+}
+
+/// Drops the revocations, and the current token's state that was checked against them,
+/// when the table changed; the verified tokens stay cached.
+fn sync_revocations(revocation_generation: u64) {
+    STATE.with_borrow_mut(|s| {
+        if s.revocation_generation != revocation_generation {
+            s.revocations = None;
+            s.current = None;
+            s.revocation_generation = revocation_generation;
+        }
+    });
+}
+
+/// What is revoked, loaded at first use after a change.
+fn revocations() -> Rc<Revocations> {
+    sync_revocations(trust::REVOCATION_GENERATION.load(Ordering::Relaxed));
+    if let Some(r) = STATE.with_borrow(|s| s.revocations.clone()) {
+        return r;
+    }
+    let r = Rc::new(trust::load_revocations());
+    STATE.with_borrow_mut(|s| s.revocations = Some(r.clone()));
+    r
 }
 
 /// The trust configuration, loaded at first use after a change.
@@ -257,6 +289,7 @@ pub fn rules() -> Rc<RuleSet> {
 
 fn resolve(config_generation: u64) -> Current {
     sync_config(config_generation);
+    sync_revocations(trust::REVOCATION_GENERATION.load(Ordering::Relaxed));
     // A value that is not UTF-8 (a SQL_ASCII or LATIN1 database) is a present token that
     // cannot be decoded: refused, never taken for "no token".
     let undecodable = |source| Current::Invalid {
@@ -291,7 +324,7 @@ fn resolve(config_generation: u64) -> Current {
     }
     let key = fingerprint(&token);
     if let Some(entry) = STATE.with_borrow_mut(|s| s.lru.get(&key)) {
-        return Current::Valid { entry, source };
+        return checked(entry, source);
     }
     let trust = trust();
     // Time claims are checked at every use (`with_token`), so an expired token is still
@@ -305,8 +338,17 @@ fn resolve(config_generation: u64) -> Current {
                 inputs: OnceCell::new(),
             });
             STATE.with_borrow_mut(|s| s.lru.insert(key, entry.clone(), settings::cache_size()));
-            Current::Valid { entry, source }
+            checked(entry, source)
         }
+        Err(error) => Current::Invalid { error, source },
+    }
+}
+
+/// A verified token, unless `oidc.revocations` revokes it (checked at every resolution: a
+/// new token, or a change of the table).
+fn checked(entry: Rc<Entry>, source: Source) -> Current {
+    match revocations().check(&entry.verified) {
+        Ok(()) => Current::Valid { entry, source },
         Err(error) => Current::Invalid { error, source },
     }
 }

@@ -17,6 +17,7 @@ mod lint;
 mod log;
 mod policy;
 mod residual;
+mod revocation;
 mod settings;
 mod trust;
 
@@ -238,8 +239,14 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON oidc.issuers, oidc.rules FROM PUBLIC;
-GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON oidc.issuers, oidc.rules TO oidc_admin;
+REVOKE ALL ON oidc.issuers, oidc.rules, oidc.revocations FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON oidc.issuers, oidc.rules, oidc.revocations TO oidc_admin;
+REVOKE ALL ON FUNCTION oidc.revoke_token(text, text, timestamptz),
+    oidc.revoke_subject(text, text, timestamptz), oidc.revoke_session(text, text),
+    oidc.purge_revocations(), oidc._revocations_changed() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oidc.revoke_token(text, text, timestamptz),
+    oidc.revoke_subject(text, text, timestamptz), oidc.revoke_session(text, text),
+    oidc.purge_revocations() TO oidc_admin;
 GRANT USAGE ON SCHEMA oidc TO PUBLIC;
 REVOKE ALL ON FUNCTION oidc._check_issuer_row(jsonb), oidc._invalidate_config(oid),
     oidc._issuer_row_json(oidc.issuers), oidc._check_rule_row(jsonb),

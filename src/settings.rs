@@ -56,6 +56,7 @@ static RESIDUALS: GucSetting<bool> = GucSetting::<bool>::new(true);
 
 /// `oidc.cache_size` (superuser): verified tokens kept per backend. Default 1000.
 static CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1000);
+static MAX_TOKEN_LIFETIME: GucSetting<i32> = GucSetting::<i32>::new(24 * 3600);
 
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn bump_token_generation(_new: *const c_char, _extra: *mut c_void) {
@@ -183,6 +184,16 @@ pub fn init() {
         100_000,
         GucContext::Suset,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"oidc.max_token_lifetime",
+        c"How long a token of the issuers lives at most: a subject or session revocation is kept that long.",
+        c"",
+        &MAX_TOKEN_LIFETIME,
+        60,
+        366 * 24 * 3600,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
     );
     // SAFETY: a static C string; refuses unknown `oidc.*` settings from here on.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"oidc".as_ptr()) };
@@ -312,4 +323,9 @@ pub fn max_token_bytes() -> usize {
 
 pub fn cache_size() -> usize {
     usize::try_from(CACHE_SIZE.get()).unwrap_or(1000).max(1)
+}
+
+/// `oidc.max_token_lifetime`, in seconds.
+pub fn max_token_lifetime() -> i32 {
+    MAX_TOKEN_LIFETIME.get()
 }

@@ -188,6 +188,42 @@ mod tests {
         );
     }
 
+    #[pg_test]
+    fn a_revocation_keeps_cached_verifications_and_revokes_its_token() {
+        use crate::cache::{current, Current};
+        let entry = || match current() {
+            Current::Valid { entry, .. } => Some(entry),
+            _ => None,
+        };
+        configure("k1");
+        let t = token(
+            "k1",
+            json!({"iss": ISS, "aud": "api://test", "sub": "s", "jti": "j1", "sid": "x",
+                   "iat": now() - 5, "exp": now() + 300}),
+        );
+        set_token(&t);
+        let before = entry().unwrap();
+        // Other revocations: the same verified entry, not verified again.
+        Spi::run(
+            "select oidc.revoke_token('https://issuer.test', 'j2', now() + interval '1 hour')",
+        )
+        .unwrap();
+        Spi::run("select oidc.revoke_session('https://other.test', 'x')").unwrap();
+        let after = entry().unwrap();
+        assert!(std::rc::Rc::ptr_eq(&before, &after));
+        Spi::run(
+            "select oidc.revoke_token('https://issuer.test', 'j1', now() + interval '1 hour')",
+        )
+        .unwrap();
+        assert_eq!(
+            one::<String>("select oidc.token_status()->>'check'").as_deref(),
+            Some("revoked")
+        );
+        // Deleting the row lifts it, from the same cached entry.
+        Spi::run("delete from oidc.revocations").unwrap();
+        assert!(std::rc::Rc::ptr_eq(&before, &entry().unwrap()));
+    }
+
     #[pg_test(
         error = "invalid issuer configuration: issuer `https://weak.test`: key `w`: HMAC secret is 16 bytes; HS256 needs at least 32"
     )]
@@ -201,12 +237,17 @@ mod tests {
 
     #[pg_test]
     fn claim_functions_are_stable_and_not_leakproof() {
-        let bad = one::<i64>(
-            "select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace \
+        let bad = one::<String>(
+            "select string_agg(p.proname, ',' order by p.proname) from pg_proc p \
+             join pg_namespace n on n.oid = p.pronamespace \
              where n.nspname = 'oidc' and p.proname not like '\\_%' \
              and (p.provolatile <> 's' or p.proleakproof or p.proparallel <> 's')",
         );
-        assert_eq!(bad, Some(0));
+        // Only the functions that write revocations are volatile (and parallel unsafe).
+        assert_eq!(
+            bad.as_deref(),
+            Some("purge_revocations,revoke_session,revoke_subject,revoke_token")
+        );
         let n = one::<i64>("select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname = 'oidc'");
         assert!(n.unwrap_or(0) >= 14);
     }
@@ -220,7 +261,7 @@ mod tests {
         // oidc.token is user-settable by design and kept out of pg_settings / SHOW ALL.
         assert_eq!(
             contexts.as_deref(),
-            Some("oidc.audit=superuser,oidc.cache_size=superuser,oidc.header_fallback=superuser,oidc.max_token_bytes=superuser,oidc.residuals=superuser")
+            Some("oidc.audit=superuser,oidc.cache_size=superuser,oidc.header_fallback=superuser,oidc.max_token_bytes=superuser,oidc.max_token_lifetime=superuser,oidc.residuals=superuser")
         );
     }
 }

@@ -1,5 +1,5 @@
-//! Loading the configuration tables (`oidc.issuers`, `oidc.rules`) into the backend, and
-//! noticing changes.
+//! Loading the configuration tables (`oidc.issuers`, `oidc.rules`, `oidc.revocations`)
+//! into the backend, and noticing changes.
 //!
 //! Writes to either table fire a statement trigger that queues a relcache invalidation for
 //! it (`oidc._invalidate_config`). Postgres delivers it, at commit, to every backend (and,
@@ -16,8 +16,13 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 pub static CONFIG_GENERATION: AtomicU64 = AtomicU64::new(1);
 
-/// OIDs of `oidc.issuers` and `oidc.rules` once seen; 0 before the first load.
-static WATCHED: [AtomicU32; 2] = [AtomicU32::new(0), AtomicU32::new(0)];
+/// Bumped by a change of `oidc.revocations` alone: what is revoked is checked again, but
+/// the verified tokens stay cached (a burst of revocations verifies no signature again).
+pub static REVOCATION_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// OIDs of `oidc.issuers`, `oidc.rules` and `oidc.revocations` once seen; 0 before the
+/// first load.
+static WATCHED: [AtomicU32; 3] = [AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0)];
 
 /// Invalidations of the configuration this backend has processed (the relcache callback
 /// only), and their count when the last transaction ended: a load under an old snapshot is
@@ -28,9 +33,17 @@ static INVALIDATIONS_AT_LAST_END: AtomicU64 = AtomicU64::new(0);
 #[pg_guard]
 unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
     let relid = relid.to_u32();
-    if relid == 0 || WATCHED.iter().any(|w| w.load(Ordering::Relaxed) == relid) {
+    let is = |t: Table| relid == 0 || WATCHED[t as usize].load(Ordering::Relaxed) == relid;
+    let config = is(Table::Issuers) || is(Table::Rules);
+    let revocations = is(Table::Revocations);
+    if config || revocations {
         INVALIDATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+    if config {
         CONFIG_GENERATION.fetch_add(1, Ordering::Relaxed);
+    }
+    if revocations {
+        REVOCATION_GENERATION.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -44,6 +57,7 @@ pub fn at_transaction_end() {
     INVALIDATIONS_AT_LAST_END.store(INVALIDATIONS.load(Ordering::Relaxed), Ordering::Relaxed);
     if LOADED_UNDER_OLD_SNAPSHOT.swap(false, Ordering::Relaxed) {
         CONFIG_GENERATION.fetch_add(1, Ordering::Relaxed);
+        REVOCATION_GENERATION.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -101,6 +115,7 @@ impl Drop for AsOwner {
 enum Table {
     Issuers,
     Rules,
+    Revocations,
 }
 
 impl Table {
@@ -108,6 +123,7 @@ impl Table {
         match self {
             Table::Issuers => "oidc.issuers",
             Table::Rules => "oidc.rules",
+            Table::Revocations => "oidc.revocations",
         }
     }
 
@@ -116,6 +132,7 @@ impl Table {
         match self {
             Table::Issuers => "issuers",
             Table::Rules => "rules",
+            Table::Revocations => "revocations",
         }
     }
 
@@ -129,6 +146,10 @@ impl Table {
                  'leeway_seconds', pg_catalog.date_part('epoch', t.leeway)))::pg_catalog.text"
             }
             Table::Rules => "pg_catalog.to_jsonb(t)::pg_catalog.text",
+            Table::Revocations => {
+                "(pg_catalog.to_jsonb(t) operator(pg_catalog.||) pg_catalog.jsonb_build_object(\
+                 'issued_before_epoch', pg_catalog.date_part('epoch', t.issued_before)))::pg_catalog.text"
+            }
         };
         format!(
             "select {row} from only {relation} as t \
@@ -331,4 +352,14 @@ pub fn load_rules() -> RuleSet {
         "cannot be evaluated (a permit grants nothing, a forbid denies what it may match)",
     );
     rules
+}
+
+/// What `oidc.revocations` revokes. A row that cannot be read (possible only with the
+/// table's constraints dropped) is reported; one revoking a subject then revokes all of it.
+pub fn load_revocations() -> oidc_authz_core::revocation::Revocations {
+    use oidc_authz_core::revocation::Revocations;
+    let (revocations, errors) = Revocations::from_rows(&read(Table::Revocations));
+    let errors: Vec<String> = errors.into_iter().map(|ConfigError(e)| e).collect();
+    report_invalid(Table::Revocations, &errors, "is read as far as it can be");
+    revocations
 }

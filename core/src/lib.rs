@@ -9,6 +9,7 @@ pub mod config;
 pub mod json;
 pub mod path;
 pub mod redact;
+pub mod revocation;
 pub mod rules;
 pub mod token;
 

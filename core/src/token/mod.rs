@@ -58,6 +58,8 @@ pub enum TokenError {
     /// The token's bytes are not UTF-8 (raised by the extension, whose setting may hold any
     /// bytes in a SQL_ASCII or LATIN1 database).
     NotUtf8,
+    /// A row of `oidc.revocations` revokes the token (see [`crate::revocation`]).
+    Revoked(crate::revocation::Kind),
 }
 
 impl TokenError {
@@ -84,6 +86,7 @@ impl TokenError {
             TokenError::Type { .. } => "typ",
             TokenError::NulCharacter => "nul",
             TokenError::NotUtf8 => "encoding",
+            TokenError::Revoked(_) => "revoked",
         }
     }
 }
@@ -128,6 +131,15 @@ impl fmt::Display for TokenError {
                 "a claim or header string contains the character U+0000, which Postgres text cannot hold",
             ),
             TokenError::NotUtf8 => f.write_str("the token is not valid UTF-8"),
+            TokenError::Revoked(kind) => write!(
+                f,
+                "the token is revoked (a revocation of its {})",
+                match kind {
+                    crate::revocation::Kind::Token => "jti",
+                    crate::revocation::Kind::Subject => "subject",
+                    crate::revocation::Kind::Session => "session",
+                }
+            ),
         }
     }
 }

@@ -1,0 +1,130 @@
+"""Revocation: `oidc.revoke_token/_subject/_session` make a still-unexpired token fail like an
+invalid one (28000, check `revoked`) in every session from its next transaction — an open
+connection, a hot standby after replay — while other tokens keep working; rows that can no
+longer match are purged, and only oidc_admin may revoke."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+
+from helpers import APP_ROLE, app_connect, assert_rejected, error_text, mint, sub_with
+from replica import replica  # noqa: F401 - fixture
+
+
+@pytest.fixture
+def revocations(superuser):
+    superuser.execute("delete from oidc.revocations")
+    yield superuser
+    superuser.execute("delete from oidc.revocations")
+
+
+def status(conn: psycopg.Connection, tok: str) -> dict:
+    return sub_with(conn, tok, "select oidc.token_status()")
+
+
+def test_a_revoked_token_is_refused_at_its_next_transaction(issuer, revocations, make_token):
+    tok = make_token(sub="alice", jti="j-1")
+    other = make_token(sub="alice", jti="j-2")
+    with app_connect() as app:
+        assert sub_with(app, tok) == "alice"
+        row = revocations.execute(
+            "select kind, issuer, value, expires_at > now() from oidc.revoke_token(%s, 'j-1', now() + interval '5 min')",
+            (mint.ISSUER,)).fetchone()
+        assert row == ("token", mint.ISSUER, "j-1", True)
+        err = assert_rejected(app, tok)
+        assert "revoked" in error_text(err)
+        assert status(app, tok)["check"] == "revoked"
+        assert sub_with(app, other) == "alice"
+        # Policies see nothing of it: the row check raises, no row is returned.
+        with pytest.raises(psycopg.Error) as caught:
+            sub_with(app, tok, "select count(*) from docs")
+        assert caught.value.sqlstate == "28000"
+        # The same jti from another issuer is another token.
+        hmac = make_token("HS256", sub="alice", jti="j-1")
+        assert sub_with(app, hmac) == "alice"
+        revocations.execute("delete from oidc.revocations")
+        assert sub_with(app, tok) == "alice"
+
+
+def test_a_subject_is_revoked_for_tokens_issued_before(issuer, revocations, make_token):
+    now = int(time.time())
+    old = make_token(sub="alice", iat=now - 60)
+    bob = make_token(sub="bob", iat=now - 60)
+    with app_connect() as app:
+        assert sub_with(app, old) == "alice"
+        row = revocations.execute("select kind, value, issued_before <= now(), expires_at - issued_before"
+                                  " from oidc.revoke_subject(%s, 'alice')", (mint.ISSUER,)).fetchone()
+        assert row[:3] == ("subject", "alice", True) and row[3].total_seconds() == 86400
+        assert_rejected(app, old)
+        assert sub_with(app, bob) == "bob"
+        # Issued after the instant (logged in again): accepted.
+        fresh = make_token(sub="alice", iat=now + 2)
+        assert sub_with(app, fresh) == "alice"
+        # A later instant widens it; an earlier one does not narrow it.
+        revocations.execute("select oidc.revoke_subject(%s, 'alice', now() + interval '10 s')", (mint.ISSUER,))
+        assert_rejected(app, fresh)
+        revocations.execute("select oidc.revoke_subject(%s, 'alice', now() - interval '1 day')", (mint.ISSUER,))
+        assert_rejected(app, fresh)
+
+
+def test_a_session_is_revoked_by_sid(issuer, revocations, make_token):
+    s1 = make_token(sub="alice", sid="sess-1")
+    s2 = make_token(sub="alice", sid="sess-2")
+    with app_connect() as app:
+        assert sub_with(app, s1) == "alice"
+        revocations.execute("select oidc.revoke_session(%s, 'sess-1')", (mint.ISSUER,))
+        assert status(app, s1)["check"] == "revoked"
+        assert sub_with(app, s2) == "alice"
+        assert sub_with(app, make_token(sub="alice")) == "alice"
+
+
+def test_revoking_is_for_oidc_admin_and_refuses_bad_input(issuer, revocations):
+    with app_connect() as app:
+        for call in ("select oidc.revoke_token('i', 'j', now())", "select oidc.revoke_subject('i', 's')",
+                     "select oidc.revoke_session('i', 's')", "select oidc.purge_revocations()",
+                     "select * from oidc.revocations"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege), app.transaction():
+                app.execute(call)
+    for call, sqlstate in (("select oidc.revoke_token('i', '', now())", "23514"),
+                           ("select oidc.revoke_token(null, 'j', now())", "23502"),
+                           ("select oidc.revoke_token('i', 'j', 'infinity')", "23514"),
+                           ("select oidc.revoke_subject('i', 's', null)", "23502"),
+                           ("insert into oidc.revocations (kind, issuer, value, expires_at)"
+                            " values ('all', 'i', 'v', now())", "23514")):
+        with pytest.raises(psycopg.Error) as caught, revocations.transaction():
+            revocations.execute(call)
+        assert caught.value.sqlstate == sqlstate, (call, caught.value)
+    assert revocations.execute("select count(*) from oidc.revocations").fetchone()[0] == 0
+
+
+def test_rows_that_can_no_longer_match_are_purged(issuer, revocations):
+    revocations.execute("insert into oidc.revocations (kind, issuer, value, expires_at) values"
+                        " ('token', 'i', 'gone', now() - interval '1 s'),"
+                        " ('session', 'i', 'gone', now() - interval '1 s')")
+    revocations.execute("select oidc.revoke_token('i', 'kept', now() + interval '1 hour')")
+    assert revocations.execute("select array_agg(value order by value) from oidc.revocations").fetchone()[0] == ["kept"]
+
+
+def test_revocations_on_the_primary_reach_an_open_standby_connection(issuer, revocations, replica,  # noqa: F811
+                                                                    make_token):
+    tok = make_token(sub="alice", jti="standby-1", sid="sess-s")
+    bob = make_token(sub="bob")
+    replica.wait_for_replay()
+    with replica.connect(APP_ROLE) as standby:
+        assert sub_with(standby, tok) == "alice"
+        for call in ("select oidc.revoke_token(%s, 'standby-1', now() + interval '5 min')",
+                     "select oidc.revoke_session(%s, 'sess-s')",
+                     "select oidc.revoke_subject(%s, 'alice')"):
+            revocations.execute("delete from oidc.revocations")
+            replica.wait_for_replay()
+            assert sub_with(standby, tok) == "alice", call
+            revocations.execute(call, (mint.ISSUER,))
+            replica.wait_for_replay()
+            assert status(standby, tok)["check"] == "revoked", call
+            assert sub_with(standby, bob) == "bob"
+    # Revoking needs the primary.
+    with replica.connect() as su, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        su.execute("select oidc.revoke_session('i', 'x')")
