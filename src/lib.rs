@@ -123,6 +123,7 @@ CREATE TABLE oidc.issuers (
     required_typ    text,
     roles_claim     text NOT NULL DEFAULT 'roles',
     scopes_claim    text NOT NULL DEFAULT 'scope',
+    logout_audiences text[],
     enabled         boolean NOT NULL DEFAULT true,
     comment         text,
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
@@ -136,6 +137,7 @@ COMMENT ON COLUMN oidc.issuers.leeway IS 'Clock skew tolerated for exp/nbf/iat: 
 COMMENT ON COLUMN oidc.issuers.required_typ IS 'If set (e.g. at+jwt), the token header typ must match: ID tokens are refused';
 COMMENT ON COLUMN oidc.issuers.roles_claim IS 'Claim path of the roles list, e.g. realm_access.roles (Keycloak) or roles (Entra)';
 COMMENT ON COLUMN oidc.issuers.scopes_claim IS 'Claim path of the scopes: scope (space-separated) or scp (array)';
+COMMENT ON COLUMN oidc.issuers.logout_audiences IS 'The aud of its Back-Channel Logout tokens (the relying parties'' client ids); NULL = oidc.logout() refuses them';
 
 -- One row as the JSON the validator and the loader read; the interval as seconds, because
 -- its text form depends on IntervalStyle.
@@ -247,6 +249,8 @@ REVOKE ALL ON FUNCTION oidc.revoke_token(text, text, timestamptz),
 GRANT EXECUTE ON FUNCTION oidc.revoke_token(text, text, timestamptz),
     oidc.revoke_subject(text, text, timestamptz), oidc.revoke_session(text, text),
     oidc.purge_revocations() TO oidc_admin;
+REVOKE ALL ON FUNCTION oidc.logout(text), oidc._verify_logout(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oidc.logout(text), oidc._verify_logout(text) TO oidc_admin WITH GRANT OPTION;
 GRANT USAGE ON SCHEMA oidc TO PUBLIC;
 REVOKE ALL ON FUNCTION oidc._check_issuer_row(jsonb), oidc._invalidate_config(oid),
     oidc._issuer_row_json(oidc.issuers), oidc._check_rule_row(jsonb),

@@ -1,13 +1,43 @@
 //! `oidc.revocations` and the functions that write it (see `oidc_authz_core::revocation`
 //! for what a row revokes; `cache` checks every token against them).
 
+use crate::error::{Error, OrRaise};
 use pgrx::prelude::*;
+use pgrx::JsonB;
 
 /// `oidc.max_token_lifetime` in seconds: how long after a subject's or a session's
 /// revocation a token it revokes can still be unexpired, i.e. how long the row is kept.
 #[pg_extern(stable, parallel_safe, name = "_max_token_lifetime")]
 fn max_token_lifetime() -> i32 {
     crate::settings::max_token_lifetime()
+}
+
+/// Verifies a Back-Channel Logout token (`oidc_authz_core::token::logout`) against the
+/// trusted issuers; 28000 naming the failed check when it is not a valid one (a NULL too).
+/// What it asks to end, as JSON; `oidc.logout()` records it.
+#[pg_extern(stable, name = "_verify_logout")]
+fn verify_logout(logout_token: Option<&str>) -> JsonB {
+    use oidc_authz_core::token::logout::verify_logout;
+    use oidc_authz_core::TokenError;
+    let token = logout_token.unwrap_or("");
+    if token.is_empty() {
+        Error::Token(TokenError::Malformed("no logout token".into())).raise();
+    }
+    let trust = crate::cache::trust();
+    let logout = verify_logout(
+        token,
+        &trust,
+        crate::cache::now(),
+        crate::settings::max_token_bytes(),
+    )
+    .map_err(Error::Token)
+    .or_raise();
+    JsonB(serde_json::json!({
+        "issuer": logout.issuer,
+        "sub": logout.sub,
+        "sid": logout.sid,
+        "jti": logout.jti,
+    }))
 }
 
 pgrx::extension_sql!(
@@ -86,7 +116,31 @@ LANGUAGE sql VOLATILE SET search_path = pg_catalog AS $$
         SET expires_at = greatest(r.expires_at, excluded.expires_at), revoked_at = now()
     RETURNING r.*
 $$;
+
+-- OIDC Back-Channel Logout: a verified logout token revokes its session (when it names
+-- one) or its subject's tokens issued before now. Runs as the extension's owner; EXECUTE is
+-- for oidc_admin, who grants it to the API backend's role.
+CREATE FUNCTION oidc.logout(logout_token text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+    l jsonb := oidc._verify_logout(logout_token);
+    r oidc.revocations;
+BEGIN
+    IF l ->> 'sid' IS NOT NULL THEN
+        r := oidc.revoke_session(l ->> 'issuer', l ->> 'sid');
+    ELSE
+        r := oidc.revoke_subject(l ->> 'issuer', l ->> 'sub', now());
+    END IF;
+    RETURN jsonb_build_object('issuer', r.issuer, 'revoked', r.kind, 'value', r.value,
+                              'issued_before', r.issued_before, 'expires_at', r.expires_at,
+                              'sub', l -> 'sub', 'jti', l -> 'jti');
+END
+$$;
 "#,
     name = "revocations",
-    requires = [api::admin::invalidate_config, max_token_lifetime],
+    requires = [
+        api::admin::invalidate_config,
+        max_token_lifetime,
+        verify_logout
+    ],
 );

@@ -246,7 +246,7 @@ mod tests {
         // Only the functions that write revocations are volatile (and parallel unsafe).
         assert_eq!(
             bad.as_deref(),
-            Some("purge_revocations,revoke_session,revoke_subject,revoke_token")
+            Some("logout,purge_revocations,revoke_session,revoke_subject,revoke_token")
         );
         let n = one::<i64>("select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname = 'oidc'");
         assert!(n.unwrap_or(0) >= 14);

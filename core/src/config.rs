@@ -41,6 +41,9 @@ pub struct IssuerConfig {
     pub roles_claim: String,
     /// Claim path of the scopes. Default `scope`.
     pub scopes_claim: String,
+    /// The `aud` values of its Back-Channel Logout tokens (the relying parties' client
+    /// ids); empty: its logout tokens are refused.
+    pub logout_audiences: Vec<String>,
     pub enabled: bool,
 }
 
@@ -69,6 +72,15 @@ impl IssuerConfig {
                 "`audiences` must list at least one non-empty audience".into()
             ));
         }
+        let logout_audiences = match string_list(row, "logout_audiences").map_err(err)? {
+            None => Vec::new(),
+            Some(l) if l.is_empty() || l.iter().any(String::is_empty) => {
+                return Err(err(
+                    "`logout_audiences` must be NULL or list non-empty client ids".into(),
+                ))
+            }
+            Some(l) => l,
+        };
         let algorithms = match string_list(row, "algorithms").map_err(err)? {
             None => Alg::ASYMMETRIC.to_vec(),
             Some(names) if names.is_empty() => {
@@ -120,6 +132,7 @@ impl IssuerConfig {
             required_typ,
             roles_claim,
             scopes_claim,
+            logout_audiences,
             enabled,
         })
     }

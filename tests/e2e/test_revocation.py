@@ -128,3 +128,80 @@ def test_revocations_on_the_primary_reach_an_open_standby_connection(issuer, rev
     # Revoking needs the primary.
     with replica.connect() as su, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
         su.execute("select oidc.revoke_session('i', 'x')")
+
+
+EVENT = "http://schemas.openid.net/event/backchannel-logout"
+
+
+def logout_token(sub: str | None = "alice", sid: str | None = "sess-1", typ: str | None = "logout+jwt",
+                 **extra) -> str:
+    now = int(time.time())
+    claims = {"iss": mint.ISSUER, "aud": "backend", "iat": now, "jti": f"lt-{time.monotonic_ns()}",
+              "events": {EVENT: {}}, "sub": sub, "sid": sid, **extra}
+    claims = {k: v for k, v in claims.items() if v is not None}
+    return mint.token("RS256", claims=claims, headers={"typ": typ} if typ else None)
+
+
+@pytest.fixture
+def logout_role(issuer, revocations):
+    from psycopg import sql
+
+    revocations.execute("update oidc.issuers set logout_audiences = '{backend}' where issuer = %s", (mint.ISSUER,))
+    revocations.execute(sql.SQL("grant execute on function oidc.logout(text) to {}").format(sql.Identifier(APP_ROLE)))
+    yield
+    revocations.execute(sql.SQL("revoke execute on function oidc.logout(text) from {}").format(sql.Identifier(APP_ROLE)))
+
+
+def test_a_logout_token_revokes_its_session_or_its_subject(logout_role, revocations, make_token):
+    alice = make_token(sub="alice", sid="sess-1")
+    alice_other = make_token(sub="alice", sid="sess-2")
+    bob = make_token(sub="bob", sid="sess-b")
+    with app_connect() as backend, app_connect() as app:
+        assert sub_with(app, alice) == "alice"
+        out = backend.execute("select oidc.logout(%s)", (logout_token(),)).fetchone()[0]
+        assert (out["revoked"], out["value"], out["issuer"], out["sub"]) == ("session", "sess-1", mint.ISSUER, "alice")
+        assert status(app, alice)["check"] == "revoked"
+        assert sub_with(app, alice_other) == "alice"
+        assert sub_with(app, bob) == "bob"
+        # Only a subject: every token of it issued before now.
+        out = backend.execute("select oidc.logout(%s)", (logout_token(sid=None),)).fetchone()[0]
+        assert (out["revoked"], out["value"]) == ("subject", "alice")
+        assert status(app, alice_other)["check"] == "revoked"
+        assert sub_with(app, bob) == "bob"
+
+
+def test_an_invalid_logout_token_is_refused_and_stores_nothing(logout_role, revocations, make_token):
+    forged = mint.token("RS256", key=mint.attacker_key(), claims={
+        "iss": mint.ISSUER, "aud": "backend", "iat": int(time.time()), "jti": "x", "events": {EVENT: {}},
+        "sid": "sess-1"})
+    bad = {
+        "signature": forged,
+        "typ": logout_token(typ="at+jwt"),
+        "aud": logout_token(aud="api://documents"),
+        "events": logout_token(events={"other": {}}),
+        "nonce": logout_token(nonce="n"),
+        "neither": logout_token(sub=None, sid=None),
+        "iat": logout_token(iat=int(time.time()) + 3600),
+        "access token": make_token(sub="alice", sid="sess-1"),
+    }
+    with app_connect() as backend:
+        for name, tok in bad.items():
+            with pytest.raises(psycopg.Error) as caught, backend.transaction():
+                backend.execute("select oidc.logout(%s)", (tok,))
+            assert caught.value.sqlstate == "28000", (name, caught.value)
+            assert tok not in error_text(caught.value)
+        for empty in (None, ""):
+            with pytest.raises(psycopg.Error) as caught, backend.transaction():
+                backend.execute("select oidc.logout(%s)", (empty,))
+            assert caught.value.sqlstate == "28000"
+    assert revocations.execute("select count(*) from oidc.revocations").fetchone()[0] == 0
+    # Without logout_audiences the issuer's logout tokens are refused.
+    revocations.execute("update oidc.issuers set logout_audiences = null where issuer = %s", (mint.ISSUER,))
+    with app_connect() as backend, pytest.raises(psycopg.Error) as caught:
+        backend.execute("select oidc.logout(%s)", (logout_token(),))
+    assert caught.value.sqlstate == "28000" and "logout_audiences" in str(caught.value)
+
+
+def test_logout_is_granted_not_public(issuer, revocations):
+    with app_connect() as app, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        app.execute("select oidc.logout(%s)", (logout_token(),))

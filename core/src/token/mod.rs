@@ -10,6 +10,7 @@ pub mod alg;
 pub mod b64;
 pub mod jwk;
 pub mod jws;
+pub mod logout;
 
 use crate::config::{IssuerConfig, TrustConfig};
 use crate::json::{parse_strict, JsonError};
@@ -60,6 +61,8 @@ pub enum TokenError {
     NotUtf8,
     /// A row of `oidc.revocations` revokes the token (see [`crate::revocation`]).
     Revoked(crate::revocation::Kind),
+    /// A logout token breaks a rule of Back-Channel Logout (see [`logout`]).
+    Logout(&'static str),
 }
 
 impl TokenError {
@@ -87,6 +90,7 @@ impl TokenError {
             TokenError::NulCharacter => "nul",
             TokenError::NotUtf8 => "encoding",
             TokenError::Revoked(_) => "revoked",
+            TokenError::Logout(_) => "logout",
         }
     }
 }
@@ -131,6 +135,7 @@ impl fmt::Display for TokenError {
                 "a claim or header string contains the character U+0000, which Postgres text cannot hold",
             ),
             TokenError::NotUtf8 => f.write_str("the token is not valid UTF-8"),
+            TokenError::Logout(why) => write!(f, "not a valid logout token: {why}"),
             TokenError::Revoked(kind) => write!(
                 f,
                 "the token is revoked (a revocation of its {})",
