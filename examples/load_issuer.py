@@ -3,7 +3,8 @@
 this (or whatever runs your deployment) fetches them and writes them into the table.
 
     load_issuer.py --issuer URL [--audience AUD ...] [--required-typ at+jwt | --no-required-typ]
-                   [--roles-claim PATH] [--scopes-claim PATH] [--comment TEXT] [--dsn CONNINFO]
+                   [--roles-claim PATH] [--scopes-claim PATH] [--logout-audience CLIENT ...]
+                   [--comment TEXT] [--dsn CONNINFO]
 
 It reads URL/.well-known/openid-configuration (OpenID Connect Discovery), checks that the
 document names exactly that issuer, fetches its jwks_uri and upserts the row in one
@@ -144,6 +145,8 @@ def main(argv: list[str]) -> int:
     typ.add_argument("--no-required-typ", action="store_true", help="accept any `typ`")
     parser.add_argument("--roles-claim", metavar="PATH", help="e.g. realm_access.roles")
     parser.add_argument("--scopes-claim", metavar="PATH", help="e.g. scp")
+    parser.add_argument("--logout-audience", action="append", dest="logout_audiences", metavar="CLIENT",
+                        help="the `aud` (client id) of its Back-Channel Logout tokens (repeat for several)")
     parser.add_argument("--comment")
     parser.add_argument("--dsn", default="", help="libpq connection string (default: the PG* environment)")
     args = parser.parse_args(argv)
@@ -153,6 +156,8 @@ def main(argv: list[str]) -> int:
         options["audiences"] = args.audiences
     if args.required_typ is not None or args.no_required_typ:
         options["required_typ"] = args.required_typ
+    if args.logout_audiences:
+        options["logout_audiences"] = args.logout_audiences
     for column in ("roles_claim", "scopes_claim", "comment"):
         if getattr(args, column) is not None:
             options[column] = getattr(args, column)

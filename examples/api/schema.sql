@@ -36,3 +36,6 @@ create policy documents_insert on documents for insert
     with check (owner = oidc.sub() and oidc.has_scope('documents:write'));
 
 grant select, insert on documents to api_user;
+-- OIDC Back-Channel Logout (POST /backchannel-logout): the backend hands the provider's logout
+-- token to the database, which verifies it and revokes the session.
+grant execute on function oidc.logout(text) to api_user;

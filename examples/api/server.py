@@ -19,6 +19,10 @@ Endpoints (schema: examples/api/schema.sql):
     GET  /documents   the rows the caller may see, as a JSON array
     POST /documents   {"title": ..., "body": ...} inserts one row (policy WITH CHECK); 201
     GET  /me          what the database knows of the caller: sub, issuer, scopes, roles
+    POST /backchannel-logout
+                      OIDC Back-Channel Logout: the provider posts a form-encoded
+                      logout_token; the database verifies it and revokes the session
+                      (oidc.logout). 200 when done, 400 for an invalid logout token.
 
 Environment: DATABASE_URL (a libpq connection string or URI; empty: the PG* variables; may
 point at a transaction-mode pooler), API_ROLE (default api_user), API_PORT (or --port),
@@ -157,6 +161,20 @@ class App:
                             " returning id, owner, title, body", (doc["title"], body))
         return HTTPStatus.CREATED, rows[0]
 
+    def backchannel_logout(self, form: dict[str, list[str]]) -> tuple[HTTPStatus, Any]:
+        """OIDC Back-Channel Logout 1.0 section 2.8: 200 once the session is revoked, 400
+        with an error for a logout token the database refuses (28000)."""
+        tokens = form.get("logout_token", [])
+        if len(tokens) != 1:
+            raise HttpError(HTTPStatus.BAD_REQUEST, "invalid_request", "expected one logout_token")
+        try:
+            rows = self.run(None, "select oidc.logout(%s) as revoked", (tokens[0],))
+        except HttpError as err:
+            if err.status == HTTPStatus.UNAUTHORIZED:
+                raise HttpError(HTTPStatus.BAD_REQUEST, "invalid_request", err.message) from None
+            raise
+        return HTTPStatus.OK, rows[0]["revoked"]
+
     def me(self, token: str | None) -> tuple[HTTPStatus, Any]:
         rows = self.run(token, "select oidc.sub() as sub, oidc.issuer() as issuer,"
                         " oidc.scopes() as scopes, oidc.roles() as roles, current_user as db_role")
@@ -174,6 +192,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path = urllib.parse.urlsplit(self.path).path
+        if path == "/backchannel-logout":
+            # No bearer token here: the logout token is the credential, verified by the database.
+            self.dispatch(lambda token: self.app.backchannel_logout(self.form_body()), authenticate=False)
+            return
         if path != "/documents":
             self.dispatch(lambda token: self.not_found(path))
             return
@@ -182,21 +204,33 @@ class Handler(BaseHTTPRequestHandler):
     def not_found(self, path: str):
         raise HttpError(HTTPStatus.NOT_FOUND, "not_found", f"no route {self.command} {path}")
 
-    def json_body(self) -> Any:
+    def body(self) -> bytes:
         try:
             length = int(self.headers.get("Content-Length", "0"))
         except ValueError:
             length = -1
         if not 0 <= length <= MAX_BODY_BYTES:
             raise HttpError(HTTPStatus.BAD_REQUEST, "bad_request", "missing or too large Content-Length")
+        return self.rfile.read(length)
+
+    def json_body(self) -> Any:
         try:
-            return json.loads(self.rfile.read(length) or b"null")
+            return json.loads(self.body() or b"null")
         except ValueError:
             raise HttpError(HTTPStatus.BAD_REQUEST, "bad_request", "the body is not JSON") from None
 
-    def dispatch(self, handle) -> None:
+    def form_body(self) -> dict[str, list[str]]:
+        if self.headers.get_content_type() != "application/x-www-form-urlencoded":
+            raise HttpError(HTTPStatus.BAD_REQUEST, "invalid_request", "expected a form-encoded body")
         try:
-            status, payload = handle(bearer_token(self.headers.get("Authorization")))
+            return urllib.parse.parse_qs(self.body().decode(), strict_parsing=True, max_num_fields=16)
+        except ValueError:
+            raise HttpError(HTTPStatus.BAD_REQUEST, "invalid_request", "the body is not a form") from None
+
+    def dispatch(self, handle, authenticate: bool = True) -> None:
+        try:
+            token = bearer_token(self.headers.get("Authorization")) if authenticate else None
+            status, payload = handle(token)
         except HttpError as err:
             status, payload = err.status, {"error": err.error, "message": err.message}
         except Exception as err:  # noqa: BLE001 - any other failure is a 500, logged here
@@ -206,6 +240,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
         if status == HTTPStatus.UNAUTHORIZED:
             self.send_header("WWW-Authenticate", f'Bearer error="{payload["error"]}"')
         if status >= 400:

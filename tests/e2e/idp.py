@@ -117,12 +117,18 @@ class Provider:
                        check=True, timeout=30, capture_output=True)
         return path
 
-    def start(self, keys: Path) -> None:
+    def start(self, keys: Path, backchannel_logout_uri: str | None = None) -> None:
+        """Serves with the private key set `keys`; with `backchannel_logout_uri`, the web
+        application's logouts are posted there (OIDC Back-Channel Logout)."""
         self.keys = keys
+        env = dict(os.environ)
+        env.pop("PROVIDER_BACKCHANNEL_LOGOUT_URI", None)
+        if backchannel_logout_uri:
+            env["PROVIDER_BACKCHANNEL_LOGOUT_URI"] = backchannel_logout_uri
         self.service = Service(
             "provider", [node(), str(PROVIDER_DIR / "server.mjs"), "serve", "--port", str(self.port),
                          "--keys", str(keys)],
-            f"{self.issuer}/.well-known/openid-configuration", self.workdir / "provider.log")
+            f"{self.issuer}/.well-known/openid-configuration", self.workdir / "provider.log", env)
         self.service.start()
 
     def stop(self) -> None:
@@ -138,8 +144,12 @@ class Provider:
         return oidc_client.client_credentials(self.issuer, client, scope, resource)
 
     def login(self, user: str, scope: str = "openid profile documents:read",
-              resource: str | None = None) -> dict[str, Any]:
-        return oidc_client.login(self.issuer, user, scope, resource)
+              resource: str | None = None, jar: Any = None) -> dict[str, Any]:
+        return oidc_client.login(self.issuer, user, scope, resource, jar)
+
+    def logout(self, jar: Any, id_token: str) -> None:
+        """The browser session in `jar` logs out at the provider (RP-initiated logout)."""
+        oidc_client.logout(self.issuer, jar, id_token)
 
     def sign(self, claims: dict[str, Any], kid: str | None = None, key: Any = None) -> str:
         """A token signed with one of the provider's own private keys (by default its current
@@ -165,9 +175,10 @@ def load_provider(provider: Provider, *args: str) -> str:
     return done.stdout
 
 
-def start_api(workdir: Path, dbname: str = IDP_DB, pool_size: int = 2) -> tuple[Service, str]:
+def start_api(workdir: Path, dbname: str = IDP_DB, pool_size: int = 2,
+              port: int | None = None) -> tuple[Service, str]:
     """examples/api/server.py against dbname as api_authenticator; (service, base URL)."""
-    port = free_port()
+    port = free_port() if port is None else port
     env = dict(os.environ, DATABASE_URL=f"dbname={dbname} user=api_authenticator", API_ROLE="api_user",
                API_POOL_SIZE=str(pool_size), PYTHONUNBUFFERED="1")
     base = f"http://127.0.0.1:{port}"

@@ -98,10 +98,11 @@ def client_credentials(issuer: str, client: str, scope: str = "documents:read",
 
 
 def login(issuer: str, user: str, scope: str = "openid profile documents:read",
-          resource: str | None = None) -> dict[str, Any]:
+          resource: str | None = None, jar: http.cookiejar.CookieJar | None = None) -> dict[str, Any]:
     """The token response of an authorization code flow in which `user` logs in to the web
-    application and consents: access_token (JWT for the resource), id_token, scope, ..."""
-    jar = http.cookiejar.CookieJar()
+    application and consents: access_token (JWT for the resource), id_token, scope, ...
+    `jar` keeps the browser's cookies (the provider's session) for a later `logout`."""
+    jar = http.cookiejar.CookieJar() if jar is None else jar
     opener = _opener(jar)
     state = secrets.token_urlsafe(16)
     params = {"client_id": WEBAPP, "response_type": "code", "redirect_uri": WEBAPP_REDIRECT_URI,
@@ -141,6 +142,28 @@ def login(issuer: str, user: str, scope: str = "openid profile documents:read",
             location = urllib.parse.urljoin(location, headers["Location"])
         url = location
     raise ProviderError("authorization code flow did not finish within 10 redirects")
+
+
+def logout(issuer: str, jar: http.cookiejar.CookieJar, id_token: str) -> None:
+    """RP-initiated logout of the browser session in `jar`: GET /session/end with the ID
+    token as hint, then the confirmation form the page holds, as a browser would post it. The
+    provider ends the session and, before answering, posts Back-Channel Logout tokens to the
+    clients that registered a backchannel_logout_uri."""
+    import re
+
+    opener = _opener(jar)
+    query = urllib.parse.urlencode({"id_token_hint": id_token, "client_id": WEBAPP})
+    status, _, page = _request(opener, f"{issuer}/session/end?{query}")
+    if status != 200:
+        raise ProviderError(f"GET /session/end answered {status}")
+    action = re.search(rb'<form[^>]*action="([^"]+)"', page)
+    xsrf = re.search(rb'name="xsrf" value="([^"]+)"', page)
+    if action is None or xsrf is None:
+        raise ProviderError("the logout page holds no confirmation form")
+    url = urllib.parse.urljoin(f"{issuer}/session/end", action.group(1).decode())
+    status, headers, _ = _request(opener, url, {"xsrf": xsrf.group(1).decode(), "logout": "yes"})
+    if status not in (302, 303):
+        raise ProviderError(f"logout confirmation answered {status}, expected a redirect")
 
 
 def main(argv: list[str]) -> int:

@@ -13,7 +13,8 @@
 // without a `resource` parameter the token is for api://documents. Custom claims: `authz.roles`
 // (see ROLES) and `tenant`. Client credentials: sub is the client_id. Authorization code (for an
 // ID token and a user's access token): log in at the devInteractions pages as any account name,
-// e.g. scripted by tests/provider/oidc_client.py.
+// e.g. scripted by tests/provider/oidc_client.py. Logout (end_session) posts Back-Channel Logout
+// tokens to the web application's backchannel_logout_uri (PROVIDER_BACKCHANNEL_LOGOUT_URI).
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -49,13 +50,19 @@ const CLIENTS = [
     scope: 'documents:read documents:write',
   },
   {
-    // A web application whose users log in (authorization code flow).
+    // A web application whose users log in (authorization code flow). When its users log
+    // out, the provider posts a Back-Channel Logout token to PROVIDER_BACKCHANNEL_LOGOUT_URI
+    // (the example API backend's endpoint), if set.
     client_id: 'webapp',
     client_secret: 'webapp-secret',
     grant_types: ['authorization_code'],
     redirect_uris: ['http://127.0.0.1/callback'],
     response_types: ['code'],
     scope: 'openid profile documents:read documents:write',
+    ...(process.env.PROVIDER_BACKCHANNEL_LOGOUT_URI ? {
+      backchannel_logout_uri: process.env.PROVIDER_BACKCHANNEL_LOGOUT_URI,
+      backchannel_logout_session_required: true,
+    } : {}),
   },
 ];
 
@@ -105,6 +112,7 @@ function configuration(jwks, errors) {
     scopes: ['openid', 'profile', 'documents:read', 'documents:write'],
     features: {
       clientCredentials: { enabled: true },
+      backchannelLogout: { enabled: true },
       // Development-only login and consent pages: any account name logs in, no password.
       devInteractions: { enabled: true },
       resourceIndicators: {
@@ -126,10 +134,22 @@ function configuration(jwks, errors) {
         },
       },
     },
-    // Cannot override sub, scope, iss, aud, exp: those stay the provider's.
+    // The provider refuses to fetch special-use addresses (SSRF protection); this fixture's
+    // only outgoing requests are back-channel logouts to the API backend on loopback, so
+    // loopback is allowed and everything else is refused.
+    fetch(url, options) {
+      if (new URL(url).hostname !== HOST) {
+        return Promise.reject(new Error(`refusing to fetch ${url}: loopback only`));
+      }
+      const { dispatcher, ...rest } = options;
+      return globalThis.fetch(url, rest);
+    },
+    // Cannot override sub, scope, iss, aud, exp: those stay the provider's. A user's access
+    // token carries its session id (`sid`, as the ID token and a logout token name it), so
+    // that a back-channel logout can revoke it.
     async extraTokenClaims(ctx, token) {
       const who = token.accountId || token.clientId;
-      return { authz: { roles: ROLES[who] || [] }, tenant: 'acme' };
+      return { authz: { roles: ROLES[who] || [] }, tenant: 'acme', ...(token.sid ? { sid: token.sid } : {}) };
     },
     ttl: {
       AccessToken: ACCESS_TOKEN_TTL,
@@ -149,6 +169,12 @@ async function serve(port, keysFile) {
   const jwks = JSON.parse(readFileSync(keysFile, 'utf8'));
   const issuer = `http://${HOST}:${port}`;
   const provider = new Provider(issuer, configuration(jwks, errors));
+  provider.on('backchannel.success', (ctx, client) => {
+    process.stdout.write(`provider: back-channel logout posted to ${client.clientId}\n`);
+  });
+  provider.on('backchannel.error', (ctx, err, client) => {
+    process.stderr.write(`provider: back-channel logout to ${client.clientId} failed: ${err.message}${err.cause ? ` (${err.cause.code || err.cause.message})` : ""}\n`);
+  });
   const server = provider.listen(port, HOST, () => {
     const kids = jwks.keys.map((k) => k.kid).join(', ');
     process.stdout.write(`provider: listening on ${issuer} (keys: ${kids})\n`);
