@@ -59,9 +59,13 @@ log_line_prefix = '%m [%p] %q%u@%d '
 fsync = off
 synchronous_commit = off
 full_page_writes = off
-# The emit_log_hook (tokens redacted from the log) needs the library preloaded; the pg_test
-# cluster of cargo pgrx test runs without it, and shows what works without preloading.
+# The emit_log_hook (tokens redacted from the log) and the background worker (keys from
+# discovery) need the library preloaded; the pg_test cluster of cargo pgrx test runs without
+# it, and shows what works without preloading.
 shared_preload_libraries = 'pg_oidc_authz'
+# The worker takes one slot per database with the extension, plus its launcher; parallel
+# queries need theirs.
+max_worker_processes = 16
 # Logical replication between two databases of this cluster (tests/e2e/test_logical.py).
 wal_level = logical
 CONF

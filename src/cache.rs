@@ -329,7 +329,20 @@ fn resolve(config_generation: u64) -> Current {
     let trust = trust();
     // Time claims are checked at every use (`with_token`), so an expired token is still
     // cached as verified: `token_status()` can then say whose token expired, and when.
-    match verify_untimed(&token, &trust, settings::max_token_bytes()) {
+    let mut verified = verify_untimed(&token, &trust, settings::max_token_bytes());
+    if let Err(TokenError::UnknownKid(_) | TokenError::NoKey(_)) = &verified {
+        // A discovery issuer may have rotated its keys: its worker refreshes them early
+        // (at most once per cooldown); then the token is verified once more.
+        let discovery = oidc_authz_core::token::unverified_issuer(&token)
+            .filter(|iss| trust.issuer(iss).is_some_and(|c| c.discovery));
+        if let Some(iss) = discovery {
+            if crate::worker::refresh_and_wait(&iss) {
+                let trust = self::trust();
+                verified = verify_untimed(&token, &trust, settings::max_token_bytes());
+            }
+        }
+    }
+    match verified {
         Ok(verified) => {
             let uid = verified.sub.as_deref().and_then(parse_uuid);
             let entry = Rc::new(Entry {

@@ -20,6 +20,7 @@ mod residual;
 mod revocation;
 mod settings;
 mod trust;
+mod worker;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
@@ -30,6 +31,7 @@ mod tests;
 pub extern "C-unwind" fn _PG_init() {
     settings::init();
     trust::init();
+    worker::init();
     log::init();
     // SAFETY: registering a callback from _PG_init; it writes log lines and touches atomics.
     unsafe { pg_sys::RegisterXactCallback(Some(at_transaction_end), std::ptr::null_mut()) };
@@ -55,6 +57,7 @@ unsafe extern "C-unwind" fn at_transaction_end(
         audit::at_transaction_end();
         trust::at_transaction_end();
         settings::at_transaction_end();
+        worker::at_transaction_end(matches!(event, XACT_EVENT_COMMIT));
     }
 }
 
@@ -117,13 +120,14 @@ extension_sql!(
 CREATE TABLE oidc.issuers (
     issuer          text PRIMARY KEY,
     audiences       text[] NOT NULL,
-    jwks            jsonb NOT NULL,
+    jwks            jsonb,
     algorithms      text[],
     leeway          interval NOT NULL DEFAULT '30 seconds',
     required_typ    text,
     roles_claim     text NOT NULL DEFAULT 'roles',
     scopes_claim    text NOT NULL DEFAULT 'scope',
     logout_audiences text[],
+    discovery       boolean NOT NULL DEFAULT false,
     enabled         boolean NOT NULL DEFAULT true,
     comment         text,
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
@@ -137,6 +141,7 @@ COMMENT ON COLUMN oidc.issuers.leeway IS 'Clock skew tolerated for exp/nbf/iat: 
 COMMENT ON COLUMN oidc.issuers.required_typ IS 'If set (e.g. at+jwt), the token header typ must match: ID tokens are refused';
 COMMENT ON COLUMN oidc.issuers.roles_claim IS 'Claim path of the roles list, e.g. realm_access.roles (Keycloak) or roles (Entra)';
 COMMENT ON COLUMN oidc.issuers.scopes_claim IS 'Claim path of the scopes: scope (space-separated) or scp (array)';
+COMMENT ON COLUMN oidc.issuers.discovery IS 'Keep jwks from <issuer>/.well-known/openid-configuration (the extension''s background worker; NULL jwks until its first fetch)';
 COMMENT ON COLUMN oidc.issuers.logout_audiences IS 'The aud of its Back-Channel Logout tokens (the relying parties'' client ids); NULL = oidc.logout() refuses them';
 
 -- One row as the JSON the validator and the loader read; the interval as seconds, because
@@ -165,6 +170,9 @@ CREATE FUNCTION oidc._config_changed() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
     PERFORM oidc._invalidate_config(TG_RELID);
+    IF TG_TABLE_NAME = 'issuers' THEN
+        PERFORM oidc._worker_wake();  -- a discovery issuer may be new (after commit)
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -204,6 +212,27 @@ CREATE TRIGGER rules_truncated AFTER TRUNCATE ON oidc.rules
 
 SELECT pg_catalog.pg_extension_config_dump('oidc.rules', '');
 
+-- What the background worker last did per discovery issuer (no trigger: sessions do not
+-- reload for it). Not dumped: it is state, rebuilt by the next refresh.
+CREATE TABLE oidc._fetch_status (
+    issuer       text PRIMARY KEY,
+    last_attempt timestamptz,
+    last_success timestamptz,
+    last_error   text,
+    next_refresh timestamptz,
+    jwks_uri     text
+);
+CREATE VIEW oidc.issuer_status AS
+    SELECT i.issuer, i.discovery, i.enabled, s.last_attempt, s.last_success, s.last_error,
+           s.next_refresh, s.jwks_uri,
+           ARRAY(SELECT k OPERATOR(pg_catalog.->>) 'kid'
+                   FROM pg_catalog.jsonb_array_elements(
+                        CASE WHEN pg_catalog.jsonb_typeof(i.jwks OPERATOR(pg_catalog.->) 'keys') OPERATOR(pg_catalog.=) 'array'
+                             THEN i.jwks OPERATOR(pg_catalog.->) 'keys' ELSE '[]' END) AS k) AS kids
+      FROM oidc.issuers i LEFT JOIN oidc._fetch_status s ON s.issuer OPERATOR(pg_catalog.=) i.issuer;
+COMMENT ON VIEW oidc.issuer_status IS 'Per issuer: discovery, the worker''s last attempt, success, error and next refresh, and the kids in use (oidc_admin)';
+SELECT oidc._worker_wake();  -- the worker starts serving this database after CREATE EXTENSION
+
 -- Also when rows arrive by logical replication (session_replication_role = replica): a
 -- subscriber validates them and its sessions reload.
 ALTER TABLE oidc.issuers ENABLE ALWAYS TRIGGER issuers_validate;
@@ -241,7 +270,9 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON oidc.issuers, oidc.rules, oidc.revocations FROM PUBLIC;
+REVOKE ALL ON oidc.issuers, oidc.rules, oidc.revocations, oidc._fetch_status, oidc.issuer_status FROM PUBLIC;
+GRANT SELECT ON oidc.issuer_status TO oidc_admin;
+REVOKE ALL ON FUNCTION oidc._worker_wake() FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON oidc.issuers, oidc.rules, oidc.revocations TO oidc_admin;
 REVOKE ALL ON FUNCTION oidc.revoke_token(text, text, timestamptz),
     oidc.revoke_subject(text, text, timestamptz), oidc.revoke_session(text, text),

@@ -195,6 +195,7 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::UNIT_S,
     );
+    crate::worker::settings::define();
     // SAFETY: a static C string; refuses unknown `oidc.*` settings from here on.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"oidc".as_ptr()) };
 }

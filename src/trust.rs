@@ -164,6 +164,16 @@ impl Table {
 /// is never read. Returns its oid, owner and qualified, quoted name; `None` when the
 /// extension is not created in this database.
 fn locate(table: Table) -> Option<(pg_sys::Oid, pg_sys::Oid, String)> {
+    locate_relation(table.relname())
+}
+
+/// The qualified, quoted name of the extension's own table `relname`, found by identity
+/// (see [`locate`]), for the worker's writes.
+pub fn extension_table(relname: &str) -> Option<String> {
+    locate_relation(relname).map(|(_, _, name)| name)
+}
+
+fn locate_relation(relname: &str) -> Option<(pg_sys::Oid, pg_sys::Oid, String)> {
     // SAFETY: a catalog lookup by a static name; missing_ok.
     let extension = unsafe { pg_sys::get_extension_oid(c"pg_oidc_authz".as_ptr(), true) };
     if extension == pg_sys::InvalidOid {
@@ -191,7 +201,7 @@ fn locate(table: Table) -> Option<(pg_sys::Oid, pg_sys::Oid, String)> {
                     pg_sys::ExtensionRelationId.into(),
                     extension.into(),
                     pg_sys::RelationRelationId.into(),
-                    table.relname().into(),
+                    relname.into(),
                 ],
             )?
             .first();

@@ -44,6 +44,9 @@ pub struct IssuerConfig {
     /// The `aud` values of its Back-Channel Logout tokens (the relying parties' client
     /// ids); empty: its logout tokens are refused.
     pub logout_audiences: Vec<String>,
+    /// The extension's worker keeps `jwks` from the issuer's discovery document; until its
+    /// first fetch the row may hold no keys (its tokens are then refused).
+    pub discovery: bool,
     pub enabled: bool,
 }
 
@@ -116,13 +119,25 @@ impl IssuerConfig {
             .map_err(err)?
             .unwrap_or_else(|| "scope".into());
         let enabled = row.get("enabled").and_then(Value::as_bool).unwrap_or(true);
-        let jwks = row
-            .get("jwks")
-            .ok_or_else(|| err("`jwks` is required".into()))?;
-        let keys = KeySet::from_jwks(jwks, &algorithms).map_err(|e| err(e.0))?;
-        if keys.keys.is_empty() {
-            return Err(err("`jwks` holds no signature key".into()));
-        }
+        let discovery = row
+            .get("discovery")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let keys = match row.get("jwks") {
+            None | Some(Value::Null) if discovery => KeySet { keys: Vec::new() },
+            None | Some(Value::Null) => {
+                return Err(err(
+                    "`jwks` is required (or set `discovery` to have it fetched)".into(),
+                ))
+            }
+            Some(jwks) => {
+                let keys = KeySet::from_jwks(jwks, &algorithms).map_err(|e| err(e.0))?;
+                if keys.keys.is_empty() && !discovery {
+                    return Err(err("`jwks` holds no signature key".into()));
+                }
+                keys
+            }
+        };
         Ok(IssuerConfig {
             issuer,
             audiences,
@@ -133,6 +148,7 @@ impl IssuerConfig {
             roles_claim,
             scopes_claim,
             logout_audiences,
+            discovery,
             enabled,
         })
     }

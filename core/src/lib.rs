@@ -6,6 +6,7 @@
 //! a setting or the network: callers pass `now` and the configuration in.
 
 pub mod config;
+pub mod discovery;
 pub mod json;
 pub mod path;
 pub mod redact;

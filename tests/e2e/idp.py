@@ -103,10 +103,13 @@ class Provider:
     """tests/provider/server.mjs on one port for its whole life, so that its issuer (which
     contains the port) stays the same across restarts with other keys."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, tls: Any = None) -> None:
+        """`tls` (a `tls.Ca`): serve HTTPS with its server certificate; clients must trust its
+        CA (SSL_CERT_FILE for the Python ones)."""
         self.workdir = workdir
         self.port = free_port()
-        self.issuer = f"http://127.0.0.1:{self.port}"
+        self.tls = tls
+        self.issuer = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.keys: Path | None = None
         self.service: Service | None = None
 
@@ -125,9 +128,10 @@ class Provider:
         env.pop("PROVIDER_BACKCHANNEL_LOGOUT_URI", None)
         if backchannel_logout_uri:
             env["PROVIDER_BACKCHANNEL_LOGOUT_URI"] = backchannel_logout_uri
+        tls = ["--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key)] if self.tls else []
         self.service = Service(
             "provider", [node(), str(PROVIDER_DIR / "server.mjs"), "serve", "--port", str(self.port),
-                         "--keys", str(keys)],
+                         "--keys", str(keys), *tls],
             f"{self.issuer}/.well-known/openid-configuration", self.workdir / "provider.log", env)
         self.service.start()
 

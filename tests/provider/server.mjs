@@ -3,6 +3,7 @@
 // login pages, state in memory.
 //
 //   node server.mjs serve --port PORT --keys KEYS.json    (or PROVIDER_PORT / PROVIDER_KEYS)
+//                         [--tls-cert CERT.pem --tls-key KEY.pem]  HTTPS, issuer https://127.0.0.1:PORT
 //   node server.mjs genkeys KEYS.json [--tag TAG]          a private JWKS: one RS256, one ES256 key
 //
 // Issuer: http://127.0.0.1:PORT. Keys are given as a private JWKS file and never change while
@@ -18,6 +19,8 @@
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { parseArgs } from 'node:util';
 
 
@@ -163,11 +166,11 @@ function configuration(jwks, errors) {
   };
 }
 
-async function serve(port, keysFile) {
+async function serve(port, keysFile, tls) {
   // Imported here so that genkeys runs without loading (and warning about) the provider.
   const { default: Provider, errors } = await import('oidc-provider');
   const jwks = JSON.parse(readFileSync(keysFile, 'utf8'));
-  const issuer = `http://${HOST}:${port}`;
+  const issuer = `${tls ? 'https' : 'http'}://${HOST}:${port}`;
   const provider = new Provider(issuer, configuration(jwks, errors));
   provider.on('backchannel.success', (ctx, client) => {
     process.stdout.write(`provider: back-channel logout posted to ${client.clientId}\n`);
@@ -175,7 +178,11 @@ async function serve(port, keysFile) {
   provider.on('backchannel.error', (ctx, err, client) => {
     process.stderr.write(`provider: back-channel logout to ${client.clientId} failed: ${err.message}${err.cause ? ` (${err.cause.code || err.cause.message})` : ""}\n`);
   });
-  const server = provider.listen(port, HOST, () => {
+  const handler = provider.callback();
+  const server = tls
+    ? createHttpsServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, handler)
+    : createHttpServer(handler);
+  server.on('listening', () => {
     const kids = jwks.keys.map((k) => k.kid).join(', ');
     process.stdout.write(`provider: listening on ${issuer} (keys: ${kids})\n`);
   });
@@ -183,6 +190,7 @@ async function serve(port, keysFile) {
     process.stderr.write(`provider: ${err.message}\n`);
     process.exit(1);
   });
+  server.listen(port, HOST);
   const stop = () => {
     server.close(() => process.exit(0));
     server.closeAllConnections(); // idle keep-alive connections would hold close() open
@@ -196,7 +204,13 @@ async function main(argv) {
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
-    options: { port: { type: 'string' }, keys: { type: 'string' }, tag: { type: 'string' } },
+    options: {
+      port: { type: 'string' },
+      keys: { type: 'string' },
+      tag: { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+    },
   });
   if (command === 'genkeys') {
     if (positionals.length !== 1) usage('genkeys needs one output file');
@@ -206,7 +220,10 @@ async function main(argv) {
     const keys = values.keys || process.env.PROVIDER_KEYS;
     if (!Number.isInteger(port) || port < 1 || port > 65535) usage('need --port (1-65535)');
     if (!keys) usage('need --keys (a private JWKS file)');
-    await serve(port, keys);
+    const cert = values['tls-cert'];
+    const key = values['tls-key'];
+    if (Boolean(cert) !== Boolean(key)) usage('--tls-cert and --tls-key go together');
+    await serve(port, keys, cert ? { cert, key } : null);
   } else {
     usage(`unknown command ${command ?? '(none)'}`);
   }

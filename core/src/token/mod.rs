@@ -285,6 +285,19 @@ pub fn verify_untimed(
     Ok(verified)
 }
 
+/// The `iss` a token claims, before any check: only to choose where to look for keys (the
+/// worker's early refresh of a discovery issuer), never to trust.
+pub fn unverified_issuer(token: &str) -> Option<String> {
+    let jws = jws::Jws::parse(token).ok()?;
+    match parse_strict(&jws.payload).ok()? {
+        Value::Object(map) => match map.get("iss") {
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 fn check_typ(config: &IssuerConfig, typ: Option<&str>) -> Result<(), TokenError> {
     let Some(expected) = &config.required_typ else {
         return Ok(());

@@ -1,0 +1,442 @@
+//! The background worker: keys from discovery, kept fresh (README "Keys from discovery").
+//!
+//! With the library in `shared_preload_libraries`, the postmaster starts a *launcher* (once
+//! recovery is over: nothing runs on a hot standby, which follows the primary's rows by
+//! replication). The launcher connects to the `postgres` database, lists the databases that
+//! accept connections, and starts one dynamic *keys worker* per database; a keys worker
+//! whose database has no `pg_oidc_authz` exits at once and is tried again a minute later, or
+//! at once when `CREATE EXTENSION` (or a change of `oidc.issuers`) wakes the launcher.
+//!
+//! A keys worker refreshes, when due, every enabled issuer with `discovery = true`: it fetches
+//! the discovery document and the key set without holding a transaction or a lock
+//! (`refresh.rs`), then writes the key set into the row (when it changed) and the outcome
+//! into `oidc._fetch_status` in one short transaction. Sessions use a new key set from their
+//! next transaction, hot standbys after replay. A backend that meets an unknown `kid` of a
+//! discovery issuer asks its database's keys worker for an early refresh through shared
+//! memory and its latch, and may wait for it (`oidc.refresh_wait`); backends never make a
+//! network call.
+
+pub(crate) mod http;
+mod refresh;
+pub(crate) mod settings;
+
+use pgrx::bgworkers::{
+    BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags,
+};
+use pgrx::prelude::*;
+use pgrx::{pg_shmem_init, PGRXSharedMemory, PgLwLock};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const SLOTS: usize = 32;
+
+/// A running keys worker: its database, pid, and how many refresh rounds it completed.
+#[derive(Copy, Clone, Default)]
+struct Worker {
+    db: u32,
+    pid: i32,
+    rounds: u64,
+}
+
+/// An early refresh asked by a backend: database, issuer (hashed), when (seconds).
+#[derive(Copy, Clone, Default)]
+struct Request {
+    db: u32,
+    issuer: u64,
+    at: i64,
+    /// The worker's `rounds` when it was asked; done once they moved past it.
+    round: u64,
+}
+
+#[derive(Copy, Clone, Default)]
+pub struct Shared {
+    launcher: i32,
+    /// Databases without a keys worker whose backends asked for one (`CREATE EXTENSION`, a
+    /// change of `oidc.issuers`): the launcher starts theirs next.
+    wanted: [u32; 8],
+    workers: [Worker; SLOTS],
+    requests: [Request; SLOTS],
+}
+
+// SAFETY: plain `Copy` data without pointers, the same in every process.
+unsafe impl PGRXSharedMemory for Shared {}
+
+// SAFETY: a static name; initialized by `pg_shmem_init!` in `init` when preloading.
+static SHARED: PgLwLock<Shared> = unsafe { PgLwLock::new(c"pg_oidc_authz workers") };
+
+/// Set in the postmaster when the library is preloaded (and inherited by its children):
+/// only then is there shared memory and a worker.
+static PRELOADED: AtomicBool = AtomicBool::new(false);
+
+/// From `_PG_init`: shared memory and the launcher, when preloading.
+pub fn init() {
+    // SAFETY: a plain read of a flag the postmaster sets while preloading.
+    if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        return;
+    }
+    pg_shmem_init!(SHARED);
+    PRELOADED.store(true, Ordering::Relaxed);
+    BackgroundWorkerBuilder::new("pg_oidc_authz launcher")
+        .set_type("pg_oidc_authz launcher")
+        .set_library("pg_oidc_authz")
+        .set_function("oidc_launcher_main")
+        .enable_spi_access()
+        .set_start_time(BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(Some(Duration::from_secs(10)))
+        .load();
+}
+
+fn issuer_hash(issuer: &str) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    issuer.hash(&mut h);
+    h.finish()
+}
+
+fn now_secs() -> i64 {
+    crate::cache::now()
+}
+
+/// Sets the latch of process `pid`, if it is still one of ours.
+fn set_latch(pid: i32) {
+    if pid == 0 {
+        return;
+    }
+    // SAFETY: BackendPidGetProc takes ProcArrayLock; a PGPROC's latch lives in shared memory.
+    unsafe {
+        let proc_ = pg_sys::BackendPidGetProc(pid);
+        if !proc_.is_null() {
+            pg_sys::SetLatch(&mut (*proc_).procLatch);
+        }
+    }
+}
+
+/// Wakes this database's keys worker (a change of `oidc.issuers`), or the launcher when
+/// there is none yet (`CREATE EXTENSION`). Nothing without preloading.
+pub fn wake() {
+    if !PRELOADED.load(Ordering::Relaxed) {
+        return;
+    }
+    // SAFETY: a plain read of the backend's database.
+    let db = unsafe { pg_sys::MyDatabaseId }.to_u32();
+    let pid = {
+        let mut s = SHARED.exclusive();
+        match s.workers.iter().find(|w| w.db == db && w.pid != 0) {
+            Some(w) => w.pid,
+            None => {
+                if !s.wanted.contains(&db) {
+                    if let Some(free) = s.wanted.iter().position(|w| *w == 0) {
+                        s.wanted[free] = db;
+                    }
+                }
+                s.launcher
+            }
+        }
+    };
+    set_latch(pid);
+}
+
+/// Asks this database's keys worker to refresh `issuer` now, at most once per
+/// `oidc.refresh_cooldown`, and waits up to `oidc.refresh_wait` for it (0: not at all, the
+/// refresh then serves the next tokens). True when a refresh round finished (the caller then
+/// reloads the configuration and verifies again).
+pub fn refresh_and_wait(issuer: &str) -> bool {
+    if !PRELOADED.load(Ordering::Relaxed) {
+        return false;
+    }
+    let wait = settings::refresh_wait();
+    // SAFETY: a plain read of the backend's database.
+    let db = unsafe { pg_sys::MyDatabaseId }.to_u32();
+    let hash = issuer_hash(issuer);
+    let now = now_secs();
+    let cooldown = settings::refresh_cooldown().as_secs() as i64;
+    let (pid, round) = {
+        let mut s = SHARED.exclusive();
+        let Some(w) = s.workers.iter().find(|w| w.db == db && w.pid != 0).copied() else {
+            return false;
+        };
+        let pending = s
+            .requests
+            .iter()
+            .position(|r| r.db == db && r.issuer == hash && r.at > now - cooldown);
+        match pending {
+            // Asked recently: wait for that round if it is still running, else refuse.
+            Some(i) if s.requests[i].round < w.rounds => return false,
+            Some(i) => (w.pid, s.requests[i].round),
+            None => {
+                let slot = s
+                    .requests
+                    .iter()
+                    .position(|r| r.db == 0 || r.at <= now - cooldown)
+                    .unwrap_or(0);
+                s.requests[slot] = Request {
+                    db,
+                    issuer: hash,
+                    at: now,
+                    round: w.rounds,
+                };
+                (w.pid, w.rounds)
+            }
+        }
+    };
+    set_latch(pid);
+    if wait.is_zero() {
+        return false; // refused at once; the refresh serves the next tokens
+    }
+    let deadline = Instant::now() + wait;
+    loop {
+        let done = SHARED
+            .share()
+            .workers
+            .iter()
+            .any(|w| w.db == db && w.pid == pid && w.rounds > round);
+        if done {
+            // SAFETY: processing invalidations at a safe point (between statements' work).
+            unsafe { pg_sys::AcceptInvalidationMessages() };
+            return true;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        // SAFETY: waiting on the backend's own latch; interrupts are checked after.
+        unsafe {
+            pg_sys::WaitLatch(
+                pg_sys::MyLatch,
+                (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+                left.as_millis().min(20) as std::ffi::c_long,
+                pg_sys::PG_WAIT_EXTENSION,
+            );
+            pg_sys::ResetLatch(pg_sys::MyLatch);
+        }
+        pgrx::check_for_interrupts!();
+    }
+}
+
+/// The issuers (hashes) this database's backends asked to refresh early.
+fn take_requests(db: u32) -> Vec<u64> {
+    let s = SHARED.share();
+    s.requests
+        .iter()
+        .filter(|r| r.db == db && r.round == current_round(&s, db))
+        .map(|r| r.issuer)
+        .collect()
+}
+
+fn current_round(s: &Shared, db: u32) -> u64 {
+    s.workers
+        .iter()
+        .find(|w| w.db == db)
+        .map_or(0, |w| w.rounds)
+}
+
+fn finish_round(db: u32) {
+    let mut s = SHARED.exclusive();
+    for w in s.workers.iter_mut().filter(|w| w.db == db) {
+        w.rounds += 1;
+    }
+}
+
+fn register_worker(db: u32) -> bool {
+    // SAFETY: a plain read of the process id.
+    let pid = unsafe { pg_sys::MyProcPid };
+    let mut s = SHARED.exclusive();
+    if s.workers
+        .iter()
+        .any(|w| w.db == db && w.pid != 0 && w.pid != pid)
+    {
+        return false; // another one serves this database
+    }
+    match s.workers.iter().position(|w| w.db == db || w.pid == 0) {
+        Some(i) => {
+            let rounds = s.workers[i].rounds;
+            s.workers[i] = Worker { db, pid, rounds };
+            true
+        }
+        None => false,
+    }
+}
+
+fn unregister_worker(db: u32) {
+    // SAFETY: a plain read of the process id.
+    let pid = unsafe { pg_sys::MyProcPid };
+    let mut s = SHARED.exclusive();
+    for w in s.workers.iter_mut().filter(|w| w.db == db && w.pid == pid) {
+        w.pid = 0;
+    }
+}
+
+/// The launcher: keeps one keys worker per database that has the extension.
+///
+/// It probes databases one at a time (a keys worker started for a database without the
+/// extension exits at once), so that it never holds more worker slots than one per database
+/// served plus one: every database when it starts and every ten minutes, a database at once
+/// when one of its backends asks (`CREATE EXTENSION`, a change of `oidc.issuers`).
+///
+/// # Safety
+/// Started by the postmaster as a background worker.
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn oidc_launcher_main(_arg: pg_sys::Datum) {
+    use pgrx::bgworkers::DynamicBackgroundWorker;
+    use std::collections::VecDeque;
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    BackgroundWorker::connect_worker_to_spi(Some("postgres"), None);
+    // SAFETY: a plain read of the process id.
+    SHARED.exclusive().launcher = unsafe { pg_sys::MyProcPid };
+    const RESCAN: Duration = Duration::from_secs(600);
+    let mut queue: VecDeque<u32> = VecDeque::new();
+    let mut probe: Option<(u32, DynamicBackgroundWorker)> = None;
+    let mut serving: HashMap<u32, DynamicBackgroundWorker> = HashMap::new();
+    let mut last_scan: Option<Instant> = None;
+    loop {
+        if BackgroundWorker::sighup_received() {
+            // SAFETY: the standard reload, between units of work.
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        if last_scan.is_none_or(|t| t.elapsed() >= RESCAN) {
+            last_scan = Some(Instant::now());
+            for db in databases() {
+                if !queue.contains(&db) {
+                    queue.push_back(db);
+                }
+            }
+        }
+        let wanted = std::mem::take(&mut SHARED.exclusive().wanted);
+        for db in wanted.into_iter().filter(|db| *db != 0) {
+            if !queue.contains(&db) {
+                queue.push_front(db);
+            }
+        }
+        let registered = |db: u32| {
+            SHARED
+                .share()
+                .workers
+                .iter()
+                .any(|w| w.db == db && w.pid != 0)
+        };
+        // A keys worker that stopped (its database dropped the extension, or it failed) is
+        // tried again at the next scan or request.
+        serving.retain(|_, w| !stopped(w));
+        if let Some((db, w)) = probe.take() {
+            if registered(db) {
+                serving.insert(db, w);
+            } else if !stopped(&w) {
+                probe = Some((db, w)); // still starting
+            }
+        }
+        while probe.is_none() {
+            let Some(db) = queue.pop_front() else { break };
+            if serving.contains_key(&db) {
+                continue;
+            }
+            match start_keys_worker(db) {
+                Some(w) => probe = Some((db, w)),
+                None => {
+                    pgrx::warning!(
+                        "pg_oidc_authz: no background worker slot for the keys of database {db} (raise max_worker_processes)"
+                    );
+                    break;
+                }
+            }
+        }
+        let nap = if probe.is_some() { 100 } else { 10_000 };
+        if !BackgroundWorker::wait_latch(Some(Duration::from_millis(nap))) {
+            break;
+        }
+    }
+}
+
+fn stopped(w: &pgrx::bgworkers::DynamicBackgroundWorker) -> bool {
+    use pgrx::bgworkers::BackgroundWorkerStatus::{PostmasterDied, Stopped};
+    matches!(w.pid(), Err(Stopped | PostmasterDied))
+}
+
+fn databases() -> Vec<u32> {
+    BackgroundWorker::transaction(|| {
+        Spi::connect(|c| {
+            let rows = c.select(
+                "select oid from pg_catalog.pg_database where datallowconn and not datistemplate",
+                None,
+                &[],
+            )?;
+            let mut out = Vec::new();
+            for row in rows {
+                if let Some(oid) = row.get::<pg_sys::Oid>(1)? {
+                    out.push(oid.to_u32());
+                }
+            }
+            Ok::<_, pgrx::spi::SpiError>(out)
+        })
+        .unwrap_or_else(|e| {
+            pgrx::warning!("pg_oidc_authz launcher: cannot list the databases: {e}");
+            Vec::new()
+        })
+    })
+}
+
+fn start_keys_worker(db: u32) -> Option<pgrx::bgworkers::DynamicBackgroundWorker> {
+    BackgroundWorkerBuilder::new(&format!("pg_oidc_authz keys {db}"))
+        .set_type("pg_oidc_authz keys")
+        .set_library("pg_oidc_authz")
+        .set_function("oidc_keys_worker_main")
+        .set_argument(Some(pg_sys::Datum::from(db)))
+        .enable_spi_access()
+        // SAFETY: a plain read of the process id.
+        .set_notify_pid(unsafe { pg_sys::MyProcPid })
+        .load_dynamic()
+        .ok()
+}
+
+/// A keys worker: refreshes this database's discovery issuers (see the module docs).
+///
+/// # Safety
+/// Started by the launcher as a dynamic background worker, its argument a database oid.
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn oidc_keys_worker_main(arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let db = arg.value() as u32;
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(db)), None);
+    if !BackgroundWorker::transaction(refresh::extension_present) || !register_worker(db) {
+        return;
+    }
+    let mut state = refresh::State::default();
+    loop {
+        if BackgroundWorker::sighup_received() {
+            // SAFETY: the standard reload, between units of work.
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        let early = take_requests(db);
+        let next = match refresh::round(&mut state, &early) {
+            Some(next) => next,
+            None => {
+                pgrx::log!("pg_oidc_authz: database {db} no longer has the extension's tables");
+                break;
+            }
+        };
+        finish_round(db);
+        if !BackgroundWorker::wait_latch(Some(next)) {
+            break;
+        }
+    }
+    unregister_worker(db);
+}
+
+/// Set by `oidc._worker_wake()` in a transaction that changed `oidc.issuers` (or created
+/// the extension): the worker is woken when it commits, once the change is visible.
+static WAKE_AT_COMMIT: AtomicBool = AtomicBool::new(false);
+
+/// `oidc._worker_wake()`: run by `CREATE EXTENSION` and by changes of `oidc.issuers`.
+#[pg_extern(volatile, parallel_unsafe, name = "_worker_wake")]
+fn worker_wake() {
+    WAKE_AT_COMMIT.store(true, Ordering::Relaxed);
+}
+
+/// From the transaction callback: wakes the worker after a commit that asked for it.
+pub fn at_transaction_end(committed: bool) {
+    if WAKE_AT_COMMIT.swap(false, Ordering::Relaxed) && committed {
+        wake();
+    }
+}

@@ -1,0 +1,221 @@
+"""Keys from discovery: an issuer row with `discovery = true` and no keys gets its key set from
+the background worker, over HTTPS (a CA made here, trusted through `oidc.fetch_ca_file`);
+a token with a new `kid` verifies on an already-open connection (the worker refreshes
+early), removed keys are gone after the next fetch, and every bad answer of the failure
+policy changes nothing and shows in `oidc.issuer_status`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from helpers import APP_ROLE, app_connect, assert_rejected, connect, error_text, mint, sub_with
+from replica import replica  # noqa: F401 - fixture
+from services import private_dir, remove_dir
+from tls import StubIdp, make_ca
+
+# Short intervals, so that the tests wait seconds, not the defaults' minutes.
+SETTINGS = {"oidc.fetch_min_interval": "1", "oidc.fetch_max_interval": "2", "oidc.fetch_timeout": "1000",
+            "oidc.refresh_cooldown": "1"}
+WAIT = 20  # seconds for the worker to act
+
+
+def alter_system(su: psycopg.Connection, settings: dict[str, str | None]) -> None:
+    for name, value in settings.items():
+        if value is None:
+            su.execute(sql.SQL("alter system reset {}").format(sql.Identifier(name)))
+        else:
+            su.execute(sql.SQL("alter system set {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+    su.execute("select pg_reload_conf()")
+
+
+@pytest.fixture(scope="module")
+def ca(database):
+    directory = private_dir("tls-")
+    made = make_ca(directory)
+    with connect() as su:
+        alter_system(su, {**SETTINGS, "oidc.fetch_ca_file": str(made.ca)})
+    yield made
+    with connect() as su:
+        alter_system(su, {name: None for name in [*SETTINGS, "oidc.fetch_ca_file"]})
+    remove_dir(directory)
+
+
+def status(su: psycopg.Connection, issuer: str) -> dict[str, Any]:
+    row = su.execute("select last_attempt, last_success, last_error, kids, next_refresh"
+                     " from oidc.issuer_status where issuer = %s", (issuer,)).fetchone()
+    return dict(zip(("last_attempt", "last_success", "last_error", "kids", "next_refresh"), row))
+
+
+def wait_for(check, what: str, timeout: float = WAIT):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def stub(ca, superuser):
+    s = StubIdp(ca, mint.jwks(kids=["rs256"]))
+    superuser.execute("insert into oidc.issuers (issuer, audiences, discovery) values (%s, %s, true)",
+                      (s.issuer, [mint.AUDIENCE]))
+    yield s
+    superuser.execute("delete from oidc.issuers where issuer = %s", (s.issuer,))
+    s.stop()
+
+
+def token(stub: StubIdp, kid: str, sub: str = "alice") -> str:
+    alg = mint.KIDS[kid][1]
+    return mint.token(alg, kid, mint.claims(sub, iss=stub.issuer))
+
+
+def fetched(su: psycopg.Connection, issuer: str, kids: list[str]) -> bool:
+    s = status(su, issuer)
+    return s["last_success"] is not None and s["last_error"] is None and sorted(s["kids"]) == sorted(kids)
+
+
+def test_keys_come_from_discovery_and_follow_rotation(stub, superuser):
+    with app_connect() as app:
+        # No keys yet: refused (nothing is hand-loaded).
+        assert superuser.execute("select jwks from oidc.issuers where issuer = %s", (stub.issuer,)).fetchone()[0] is None
+        wait_for(lambda: fetched(superuser, stub.issuer, ["rs256"]), "the first fetch")
+        assert sub_with(app, token(stub, "rs256")) == "alice"
+        # The provider adds a key and signs with it: the first token with the new kid makes
+        # the worker refresh at once; it verifies on this already-open connection.
+        stub.jwks = mint.jwks(kids=["rs256", "es256"])
+        assert sub_with(app, token(stub, "es256", "bob")) == "bob"
+        # The old key is retired: gone after the next fetch.
+        stub.jwks = mint.jwks(kids=["es256"])
+        wait_for(lambda: fetched(superuser, stub.issuer, ["es256"]), "the retired key to go")
+        assert "kid" in error_text(assert_rejected(app, token(stub, "rs256")))
+        assert sub_with(app, token(stub, "es256", "carol")) == "carol"
+    s = status(superuser, stub.issuer)
+    assert s["next_refresh"] is not None and stub.requests > 0
+
+
+EXPECTED_ERRORS = {
+    "timeout": "timed out",
+    "http-error": "HTTP 503",
+    "too-large": "over",
+    "not-json": "not valid JSON",
+    "wrong-issuer": "names issuer",
+    "bad-keys": "refused",
+    "redirect": "redirects are not followed",
+    "no-jwks-uri": "no jwks_uri",
+}
+
+
+def test_a_bad_answer_changes_nothing_and_is_reported(stub, superuser):
+    wait_for(lambda: fetched(superuser, stub.issuer, ["rs256"]), "the first fetch")
+    good = token(stub, "rs256")
+    with app_connect() as app:
+        for mode, expected in EXPECTED_ERRORS.items():
+            before = status(superuser, stub.issuer)["last_attempt"]
+            stub.mode = mode
+            s = wait_for(lambda: (lambda s: s if s["last_attempt"] > before and s["last_error"] else None)(
+                status(superuser, stub.issuer)), f"a failed fetch ({mode})")
+            assert expected in s["last_error"], (mode, s["last_error"])
+            assert s["kids"] == ["rs256"], mode
+            assert sub_with(app, good) == "alice", mode
+            stub.mode = "ok"
+            wait_for(lambda: fetched(superuser, stub.issuer, ["rs256"]), f"recovery after {mode}")
+        # The provider is gone (connection refused): the last good keys keep working.
+        stub.stop()
+        s = wait_for(lambda: (lambda s: s if s["last_error"] else None)(status(superuser, stub.issuer)),
+                     "a refused connection")
+        assert s["kids"] == ["rs256"]
+        assert sub_with(app, good) == "alice"
+
+
+def test_plain_http_needs_the_loopback_setting(ca, superuser):
+    issuer = "http://127.0.0.1:9"
+    superuser.execute("insert into oidc.issuers (issuer, audiences, discovery) values (%s, '{a}', true)", (issuer,))
+    try:
+        s = wait_for(lambda: (lambda s: s if s["last_error"] else None)(status(superuser, issuer)), "a refusal")
+        assert "fetch_allow_insecure_loopback" in s["last_error"], s
+        assert s["kids"] == []
+    finally:
+        superuser.execute("delete from oidc.issuers where issuer = %s", (issuer,))
+
+
+def test_the_worker_idles_on_a_standby_which_follows_the_keys(stub, superuser, replica):  # noqa: F811
+    wait_for(lambda: fetched(superuser, stub.issuer, ["rs256"]), "the first fetch")
+    workers = "select count(*) from pg_stat_activity where backend_type like 'pg_oidc_authz%'"
+    assert superuser.execute(workers).fetchone()[0] >= 2  # the launcher and this database's
+    replica.wait_for_replay()
+    with replica.connect() as su:
+        assert su.execute(workers).fetchone()[0] == 0
+    with replica.connect(APP_ROLE) as standby:
+        assert sub_with(standby, token(stub, "rs256")) == "alice"
+
+
+def test_status_is_for_oidc_admin(ca):
+    with app_connect() as app, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        app.execute("select * from oidc.issuer_status")
+
+
+def test_the_real_provider_over_https(ca, superuser, tmp_path, monkeypatch):
+    """The Done-when of keys from discovery: the real OpenID Provider over HTTPS, no
+    hand-loaded keys; its keys rotated (a restart with another key set) verify on an
+    already-open connection without any loader; stopped, its last keys keep working and the
+    status shows the error."""
+    from idp import Provider
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca.ca))  # the Python clients trust the test CA
+    provider = Provider(tmp_path, tls=ca)
+    provider.start(provider.genkeys("one"))
+    superuser.execute("insert into oidc.issuers (issuer, audiences, discovery, required_typ, roles_claim)"
+                      " values (%s, '{api://documents}', true, 'at+jwt', 'authz.roles')", (provider.issuer,))
+    try:
+        with app_connect() as app:
+            wait_for(lambda: status(superuser, provider.issuer)["last_success"], "the first fetch")
+            first = provider.client_credentials("reports")
+            assert sub_with(app, first) == "reports"
+            provider.restart(provider.genkeys("two"))
+            rotated = provider.client_credentials("reports")
+            assert sub_with(app, rotated, "select oidc.roles()") == ["auditor"]
+            assert sorted(status(superuser, provider.issuer)["kids"]) == ["es256-two", "rs256-two"]
+            provider.stop()
+            s = wait_for(lambda: (lambda s: s if s["last_error"] else None)(status(superuser, provider.issuer)),
+                         "the stopped provider's error")
+            assert sorted(s["kids"]) == ["es256-two", "rs256-two"], s
+            assert sub_with(app, rotated) == "reports"
+    finally:
+        provider.stop()
+        superuser.execute("delete from oidc.issuers where issuer = %s", (provider.issuer,))
+
+
+def test_an_unknown_kid_refreshes_early_once_per_cooldown(stub, superuser):
+    """With refreshes minutes apart, only the early refresh can bring a new key in time; a
+    second unknown kid within the cooldown is refused at once; no wait refuses at once."""
+    slow = {"oidc.fetch_min_interval": "300", "oidc.fetch_max_interval": "600", "oidc.refresh_cooldown": "60"}
+    alter_system(superuser, slow)
+    try:
+        wait_for(lambda: fetched(superuser, stub.issuer, ["rs256"]), "the first fetch")
+        time.sleep(0.5)  # the worker has read the slow settings (it reloads before each round)
+        with app_connect() as app:
+            stub.jwks = mint.jwks(kids=["rs256", "es256"])
+            before = stub.requests
+            assert sub_with(app, token(stub, "es256", "bob")) == "bob"
+            assert stub.requests == before + 2  # one discovery document, one key set
+            stub.jwks = mint.jwks(kids=["rs256", "es256", "es384"])
+            assert "kid" in error_text(assert_rejected(app, token(stub, "es384")))
+            assert stub.requests == before + 2  # the cooldown: no fetch
+        # No wait: refused at once, and the refresh it asked for serves the next tokens.
+        alter_system(superuser, {"oidc.refresh_cooldown": "1", "oidc.refresh_wait": "0"})
+        time.sleep(1.5)
+        stub.jwks = mint.jwks(kids=["rs256", "es256", "es384", "es512"])
+        with app_connect() as app:
+            assert "kid" in error_text(assert_rejected(app, token(stub, "es512")))
+            wait_for(lambda: fetched(superuser, stub.issuer, ["rs256", "es256", "es384", "es512"]), "the refresh")
+            assert sub_with(app, token(stub, "es512", "dan")) == "dan"
+    finally:
+        alter_system(superuser, {**SETTINGS, "oidc.refresh_wait": None})
