@@ -120,6 +120,14 @@ def test_a_bad_answer_changes_nothing_and_is_reported(stub, superuser):
         for mode, expected in EXPECTED_ERRORS.items():
             before = status(superuser, stub.issuer)["last_attempt"]
             stub.mode = mode
+            if mode == "timeout":
+                # While it waits on the network, the worker holds no transaction and no lock.
+                assert stub.stalled.wait(WAIT)
+                row = superuser.execute(
+                    "select a.xact_start, (select count(*) from pg_locks l where l.pid = a.pid)"
+                    " from pg_stat_activity a where a.backend_type = 'pg_oidc_authz keys'"
+                    " and a.datname = current_database()").fetchone()
+                assert row == (None, 0), row
             s = wait_for(lambda: (lambda s: s if s["last_attempt"] > before and s["last_error"] else None)(
                 status(superuser, stub.issuer)), f"a failed fetch ({mode})")
             assert expected in s["last_error"], (mode, s["last_error"])
@@ -219,3 +227,21 @@ def test_an_unknown_kid_refreshes_early_once_per_cooldown(stub, superuser):
             assert sub_with(app, token(stub, "es512", "dan")) == "dan"
     finally:
         alter_system(superuser, {**SETTINGS, "oidc.refresh_wait": None})
+
+
+def test_a_restarted_worker_purges_what_can_no_longer_match(ca, issuer, superuser):
+    """Revocations past `expires_at` are deleted by the worker (at its first round, then
+    every minute); a keys worker that stopped is started again when its database asks."""
+    superuser.execute("delete from oidc.revocations")
+    superuser.execute("insert into oidc.revocations (kind, issuer, value, expires_at) values"
+                      " ('token', 'i', 'gone', now() - interval '1 s'), ('token', 'i', 'kept', now() + interval '1 h')")
+    superuser.execute("select pg_terminate_backend(pid) from pg_stat_activity"
+                      " where backend_type = 'pg_oidc_authz keys' and datname = current_database()")
+    # Any change of oidc.issuers wakes the launcher, which starts this database's worker again.
+    wait_for(lambda: superuser.execute("select count(*) from pg_stat_activity where backend_type ="
+                                       " 'pg_oidc_authz keys' and datname = current_database()").fetchone()[0] == 0,
+             "the worker to stop")
+    superuser.execute("update oidc.issuers set comment = comment")
+    wait_for(lambda: superuser.execute("select array_agg(value) from oidc.revocations").fetchone()[0] == ["kept"],
+             "the purge")
+    superuser.execute("delete from oidc.revocations")

@@ -77,6 +77,7 @@ class StubIdp:
         self.jwks = jwks
         self.mode = "ok"
         self.requests = 0
+        self.stalled = threading.Event()  # set while a "timeout" answer is being withheld
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -107,7 +108,9 @@ class StubIdp:
             self.send(h, 200, json.dumps(doc).encode())
         elif h.path == "/jwks":
             if mode == "timeout":
+                self.stalled.set()
                 time.sleep(3)
+                self.stalled.clear()
             if mode == "http-error":
                 return self.send(h, 503, b'{"error": "unavailable"}')
             if mode == "too-large":
