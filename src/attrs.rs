@@ -457,7 +457,7 @@ unsafe fn text_val(d: pg_sys::Datum) -> Val {
 }
 
 unsafe fn scalar_val(d: pg_sys::Datum, of: Scalar) -> Val {
-    // SAFETY (all arms): `d` is a non-null datum of the type `of` was made for.
+    // SAFETY: (all arms) `d` is a non-null datum of the type `of` was made for.
     unsafe {
         match of {
             Scalar::Text => text_val(d),

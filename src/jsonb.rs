@@ -49,6 +49,7 @@ unsafe impl<'fcx> ArgAbi<'fcx> for RawJsonb {
     }
 }
 
+// SAFETY: the type is passed as Postgres' own jsonb (a varlena datum), as declared.
 unsafe impl SqlTranslatable for RawJsonb {
     const TYPE_IDENT: &'static str = "jsonb";
     const TYPE_ORIGIN: pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
@@ -189,7 +190,7 @@ impl Resource for RawJsonb {
 
 /// Converts a scalar `JsonbValue`, or a nested container (`jbvBinary`) in full.
 unsafe fn scalar_or_container(v: &pg_sys::JsonbValue) -> Val {
-    // SAFETY (all arms): the union member read is the one `type_` names.
+    // SAFETY: (all arms) the union member read is the one `type_` names.
     unsafe {
         match v.type_ {
             pg_sys::jbvType::jbvNull => Val::Null,

@@ -5,6 +5,8 @@
 //! (one row of `oidc.issuers` as JSON) into the verifier's types. Nothing here reads a clock,
 //! a setting or the network: callers pass `now` and the configuration in.
 
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod discovery;
 pub mod json;

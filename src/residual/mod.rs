@@ -251,10 +251,12 @@ impl Builder<'_> {
     unsafe fn leaf(&self, leaf: &Leaf, want: Want) -> Option<*mut pg_sys::Node> {
         let Some(attr) = self.attr(leaf.attr()) else {
             // Not passed: `has()` is false, anything else an error.
-            return Some(bool_const(match leaf {
+            let value = match leaf {
                 Leaf::Has { .. } => false,
                 _ => want == Want::NotFalse,
-            }));
+            };
+            // SAFETY: a plain node constructor.
+            return Some(unsafe { bool_const(value) });
         };
         let ordered = |scale, bound| Column::Ordered { scale, bound };
         let column = match attr.typ {
@@ -267,9 +269,10 @@ impl Builder<'_> {
             pg_sys::TIMESTAMPTZOID | pg_sys::TIMESTAMPOID => ordered(Scale::Timestamp, attr.typ),
             _ => {
                 return match leaf {
-                    Leaf::Has { .. } => Some(bool_const(true)),
+                    // SAFETY: a plain node constructor.
+                    Leaf::Has { .. } => Some(unsafe { bool_const(true) }),
                     _ => None,
-                }
+                };
             }
         };
         let collation = if attr.collation == pg_sys::InvalidOid {
@@ -277,8 +280,8 @@ impl Builder<'_> {
         } else {
             attr.collation
         };
-        // SAFETY: a catalog lookup of a valid collation.
         if matches!(column, Column::Text | Column::TextArray)
+            // SAFETY: a catalog lookup of a valid collation.
             && !unsafe { pg_sys::get_collation_isdeterministic(collation) }
         {
             return None; // equality would not be byte (code point) equality
@@ -552,7 +555,8 @@ impl Builder<'_> {
     /// A span query's answer about an operand (see `core::span::Query::holds`).
     unsafe fn span_test(&self, o: &Operand, q: Query) -> *mut pg_sys::Node {
         match o {
-            Operand::Const(v) => bool_const(q.holds(&Ok(v.clone()))),
+            // SAFETY: a plain node constructor.
+            Operand::Const(v) => unsafe { bool_const(q.holds(&Ok(v.clone()))) },
             // SAFETY: node construction.
             Operand::Fixed(Fixed(slot)) => unsafe { self.fixed_bool(*slot as i32, &q.text()) },
         }
@@ -561,7 +565,8 @@ impl Builder<'_> {
     /// A test of an operand's value: a constant for a literal, a call for a fixed value.
     unsafe fn test(&self, o: &Operand, test: &'static str) -> *mut pg_sys::Node {
         match o {
-            Operand::Const(v) => bool_const(value_test(&Ok(v.clone()), test)),
+            // SAFETY: a plain node constructor.
+            Operand::Const(v) => unsafe { bool_const(value_test(&Ok(v.clone()), test)) },
             // SAFETY: node construction.
             Operand::Fixed(Fixed(slot)) => unsafe { self.fixed_bool(*slot as i32, test) },
         }
