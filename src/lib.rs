@@ -147,14 +147,14 @@ COMMENT ON COLUMN oidc.issuers.logout_audiences IS 'The aud of its Back-Channel 
 -- One row as the JSON the validator and the loader read; the interval as seconds, because
 -- its text form depends on IntervalStyle.
 CREATE FUNCTION oidc._issuer_row_json(i oidc.issuers) RETURNS jsonb
-LANGUAGE sql STABLE SET search_path = pg_catalog AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT to_jsonb(i) || jsonb_build_object('leeway_seconds', extract(epoch FROM i.leeway))
 $$;
 
 -- Both configuration tables: a row is validated by the same Rust code that later loads it,
 -- so a refused row stores nothing, and an accepted one always loads.
 CREATE FUNCTION oidc._validate_row() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF TG_TABLE_NAME = 'issuers' THEN
         PERFORM oidc._check_issuer_row(oidc._issuer_row_json(NEW));
@@ -167,7 +167,7 @@ END
 $$;
 
 CREATE FUNCTION oidc._config_changed() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM oidc._invalidate_config(TG_RELID);
     IF TG_TABLE_NAME = 'issuers' THEN
@@ -272,13 +272,17 @@ $$;
 
 REVOKE ALL ON oidc.issuers, oidc.rules, oidc.revocations, oidc._fetch_status, oidc.issuer_status FROM PUBLIC;
 GRANT SELECT ON oidc.issuer_status TO oidc_admin;
+-- The issuers trigger wakes the worker as whoever writes the table: its owner or an admin.
 REVOKE ALL ON FUNCTION oidc._worker_wake() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oidc._worker_wake() TO oidc_admin;
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON oidc.issuers, oidc.rules, oidc.revocations TO oidc_admin;
 REVOKE ALL ON FUNCTION oidc.revoke_token(text, text, timestamptz),
-    oidc.revoke_subject(text, text, timestamptz), oidc.revoke_session(text, text),
+    oidc.revoke_subject(text, text, timestamptz), oidc.revoke_session(text, text, text),
+    oidc._revoke(text, text, text, timestamptz, text, timestamptz),
     oidc.purge_revocations(), oidc._revocations_changed() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION oidc.revoke_token(text, text, timestamptz),
-    oidc.revoke_subject(text, text, timestamptz), oidc.revoke_session(text, text),
+    oidc.revoke_subject(text, text, timestamptz), oidc.revoke_session(text, text, text),
+    oidc._revoke(text, text, text, timestamptz, text, timestamptz),
     oidc.purge_revocations() TO oidc_admin;
 REVOKE ALL ON FUNCTION oidc.logout(text), oidc._verify_logout(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION oidc.logout(text), oidc._verify_logout(text) TO oidc_admin WITH GRANT OPTION;

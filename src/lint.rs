@@ -18,7 +18,7 @@ pgrx::extension_sql!(
 CREATE FUNCTION oidc.lint()
 RETURNS TABLE (schema_name text, table_name text, policy_name text, severity text,
                problem text, suggestion text)
-LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog AS $lint$
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $lint$
 WITH tables AS (
     SELECT c.oid, c.relname::text AS relname, n.nspname::text AS nspname, c.relkind,
            c.relrowsecurity, c.relforcerowsecurity, c.relowner, c.reltuples, c.reloptions, n.oid AS nsp

@@ -261,7 +261,15 @@ mod tests {
         // oidc.token is user-settable by design and kept out of pg_settings / SHOW ALL.
         assert_eq!(
             contexts.as_deref(),
-            Some("oidc.audit=superuser,oidc.cache_size=superuser,oidc.header_fallback=superuser,oidc.max_token_bytes=superuser,oidc.max_token_lifetime=superuser,oidc.residuals=superuser")
+            Some(concat!(
+                "oidc.audit=superuser,oidc.cache_size=superuser,",
+                // The worker's: postgresql.conf (or ALTER SYSTEM) only.
+                "oidc.fetch_allow_insecure_loopback=sighup,oidc.fetch_ca_file=sighup,",
+                "oidc.fetch_max_interval=sighup,oidc.fetch_min_interval=sighup,oidc.fetch_timeout=sighup,",
+                "oidc.header_fallback=superuser,oidc.max_token_bytes=superuser,",
+                "oidc.max_token_lifetime=superuser,oidc.refresh_cooldown=sighup,oidc.refresh_wait=sighup,",
+                "oidc.residuals=superuser"
+            ))
         );
     }
 }

@@ -30,6 +30,19 @@ static WATCHED: [AtomicU32; 3] = [AtomicU32::new(0), AtomicU32::new(0), AtomicU3
 static INVALIDATIONS: AtomicU64 = AtomicU64::new(0);
 static INVALIDATIONS_AT_LAST_END: AtomicU64 = AtomicU64::new(0);
 
+/// The next transaction id (its low 32 bits) when the last invalidation that may be of
+/// the configuration was processed, and when this backend's last transaction ended: a
+/// snapshot whose `xmax` precedes the later of them may predate a change this backend was
+/// told of (an old snapshot imported with `SET TRANSACTION SNAPSHOT`, say); 0 before any.
+static NEXT_XID_AT_INVALIDATION: AtomicU32 = AtomicU32::new(0);
+static NEXT_XID_AT_LAST_END: AtomicU32 = AtomicU32::new(0);
+
+fn next_xid() -> u32 {
+    // SAFETY: reads the shared next-xid counter (under XidGenLock, shared), outside any
+    // other LWLock (invalidations and transaction callbacks are processed there).
+    (unsafe { pg_sys::ReadNextFullTransactionId() }.value as u32).max(1)
+}
+
 #[pg_guard]
 unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
     let relid = relid.to_u32();
@@ -38,6 +51,11 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid:
     let revocations = is(Table::Revocations);
     if config || revocations {
         INVALIDATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+    // Also for any relation while a table's oid is not known yet (not loaded in this
+    // session): it may have been that table.
+    if config || revocations || WATCHED.iter().any(|w| w.load(Ordering::Relaxed) == 0) {
+        NEXT_XID_AT_INVALIDATION.store(next_xid(), Ordering::Relaxed);
     }
     if config {
         CONFIG_GENERATION.fetch_add(1, Ordering::Relaxed);
@@ -55,6 +73,7 @@ static LOADED_UNDER_OLD_SNAPSHOT: AtomicBool = AtomicBool::new(false);
 /// Drops a configuration loaded under an old snapshot (see `lib.rs`'s transaction hook).
 pub fn at_transaction_end() {
     INVALIDATIONS_AT_LAST_END.store(INVALIDATIONS.load(Ordering::Relaxed), Ordering::Relaxed);
+    NEXT_XID_AT_LAST_END.store(next_xid(), Ordering::Relaxed);
     if LOADED_UNDER_OLD_SNAPSHOT.swap(false, Ordering::Relaxed) {
         CONFIG_GENERATION.fetch_add(1, Ordering::Relaxed);
         REVOCATION_GENERATION.fetch_add(1, Ordering::Relaxed);
@@ -236,11 +255,38 @@ impl FreshSnapshot {
         // SAFETY: plain reads of the transaction state.
         let (isolation, parallel) = unsafe { (pg_sys::XactIsoLevel, pg_sys::IsInParallelMode()) };
         if isolation >= pg_sys::XACT_REPEATABLE_READ as i32 || parallel {
-            // The snapshot was taken in this transaction, after every invalidation processed
-            // before it began (a commit is visible before its invalidation is sent): only
-            // one processed since may be missing from what is read.
-            if INVALIDATIONS.load(Ordering::Relaxed)
-                != INVALIDATIONS_AT_LAST_END.load(Ordering::Relaxed)
+            // A snapshot taken after this backend processed the last invalidation sees the
+            // change it announced (a commit is visible before its invalidation is sent): its
+            // xmax is at least the next xid of that moment. One that precedes it (taken
+            // earlier in this transaction, or imported from an older one with SET TRANSACTION
+            // SNAPSHOT) may miss the change: what it loads is dropped when the transaction
+            // ends.
+            let (a, b) = (
+                NEXT_XID_AT_INVALIDATION.load(Ordering::Relaxed),
+                NEXT_XID_AT_LAST_END.load(Ordering::Relaxed),
+            );
+            // SAFETY: plain reads of the active snapshot, when there is one, and a pure
+            // comparison of transaction ids.
+            let old_snapshot = unsafe {
+                let precedes = |x: u32, y: u32| {
+                    pg_sys::TransactionIdPrecedes(
+                        pg_sys::TransactionId::from(x),
+                        pg_sys::TransactionId::from(y),
+                    )
+                };
+                let reference = if a == 0 || (b != 0 && precedes(a, b)) {
+                    b
+                } else {
+                    a
+                };
+                // The first transaction of a session has nothing to compare with.
+                !pg_sys::ActiveSnapshotSet()
+                    || reference == 0
+                    || precedes((*pg_sys::GetActiveSnapshot()).xmax.into(), reference)
+            };
+            if old_snapshot
+                || INVALIDATIONS.load(Ordering::Relaxed)
+                    != INVALIDATIONS_AT_LAST_END.load(Ordering::Relaxed)
             {
                 LOADED_UNDER_OLD_SNAPSHOT.store(true, Ordering::Relaxed);
             }

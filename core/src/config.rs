@@ -123,6 +123,9 @@ impl IssuerConfig {
             .get("discovery")
             .and_then(Value::as_bool)
             .unwrap_or(false);
+        if discovery {
+            crate::discovery::check_issuer(&issuer).map_err(|e| err(e.0))?;
+        }
         let keys = match row.get("jwks") {
             None | Some(Value::Null) if discovery => KeySet { keys: Vec::new() },
             None | Some(Value::Null) => {

@@ -45,6 +45,17 @@ pub fn discovery_url(issuer: &str) -> String {
     )
 }
 
+/// Checks that an issuer may use discovery: an URL that may be fetched (see [`check_url`],
+/// plain http to loopback allowed here, refused at fetch time without the setting), with
+/// neither a query nor a fragment (the discovery document's path is appended to it).
+pub fn check_issuer(issuer: &str) -> Result<(), FetchError> {
+    check_url(issuer, true)?;
+    if issuer.contains(['?', '#']) {
+        return fail("an issuer with discovery is an URL without a query or a fragment");
+    }
+    Ok(())
+}
+
 /// Checks that `url` may be fetched; `Ok(true)` when it is plain `http` (to loopback).
 pub fn check_url(url: &str, allow_insecure_loopback: bool) -> Result<bool, FetchError> {
     let (insecure, rest) = if let Some(rest) = url.strip_prefix("https://") {
@@ -123,6 +134,17 @@ pub fn jwks_uri(
 /// A fetched key set, validated as `oidc.issuers.jwks` is: the JSON to store and its kids.
 pub fn key_set(body: &[u8], algorithms: &[Alg]) -> Result<(Value, Vec<String>), FetchError> {
     let jwks = json(body, "key set")?;
+    // Published keys are public keys: a shared secret fetched over the network is refused.
+    let secret = jwks
+        .get("keys")
+        .and_then(Value::as_array)
+        .is_some_and(|keys| {
+            keys.iter()
+                .any(|k| k.get("kty").and_then(Value::as_str) == Some("oct"))
+        });
+    if secret {
+        return fail("the key set holds a shared secret (kty oct): only public keys are fetched");
+    }
     let keys = KeySet::from_jwks(&jwks, algorithms)
         .map_err(|e| FetchError(format!("the key set is refused: {}", e.0)))?;
     if keys.keys.is_empty() {
@@ -184,6 +206,20 @@ mod tests {
     }
 
     #[test]
+    fn issuers_with_discovery() {
+        assert!(check_issuer("https://id.example.com/realms/x").is_ok());
+        assert!(check_issuer("http://127.0.0.1:8080").is_ok());
+        for bad in [
+            "https://10.0.0.5:8443/internal/secret#",
+            "https://a/x?y=",
+            "internal-batch",
+            "http://example.com",
+        ] {
+            assert!(check_issuer(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn discovery_documents() {
         let ok = br#"{"issuer":"https://a","jwks_uri":"https://a/jwks"}"#;
         assert_eq!(
@@ -221,6 +257,8 @@ mod tests {
     fn key_sets() {
         let secret = br#"{"keys":[{"kty":"oct","kid":"s","k":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}]}"#;
         assert!(key_set(secret, &Alg::ASYMMETRIC).is_err());
+        let hs = [Alg::HS256];
+        assert!(key_set(secret, &hs).is_err_and(|e| e.0.contains("shared secret")));
         assert!(key_set(br#"{"keys":[]}"#, &Alg::ASYMMETRIC).is_err());
         assert!(key_set(br#"{"keys":"x"}"#, &Alg::ASYMMETRIC).is_err());
     }

@@ -49,6 +49,9 @@ pub struct Revocations {
     /// The latest `issued_before` (seconds since the epoch) per subject.
     subjects: HashMap<(String, String), f64>,
     sessions: HashSet<(String, String)>,
+    /// A session's subject: its tokens without a `sid` issued before the instant (the
+    /// latest per subject).
+    session_subjects: HashMap<(String, String), f64>,
 }
 
 impl Revocations {
@@ -76,6 +79,18 @@ impl Revocations {
                 }
                 Kind::Session => {
                     r.sessions.insert(key);
+                    if let Some(sub) = text("sub") {
+                        let before = row
+                            .get("issued_before_epoch")
+                            .and_then(Value::as_f64)
+                            .filter(|f| f.is_finite())
+                            .unwrap_or(f64::INFINITY);
+                        let e = r
+                            .session_subjects
+                            .entry((issuer.to_string(), sub.to_string()))
+                            .or_insert(before);
+                        *e = e.max(before);
+                    }
                 }
                 Kind::Subject => {
                     // Without a readable instant, every token of the subject (fails closed).
@@ -119,10 +134,16 @@ impl Revocations {
             }
         }
         if let Some(sub) = v.sub.as_deref() {
-            if let Some(before) = self.subjects.get(&key(sub)) {
-                if v.iat.is_none_or(|iat| iat < *before) {
-                    return revoked(Kind::Subject);
-                }
+            let before = |map: &HashMap<(String, String), f64>| {
+                map.get(&key(sub))
+                    .is_some_and(|before| v.iat.is_none_or(|iat| iat < *before))
+            };
+            if before(&self.subjects) {
+                return revoked(Kind::Subject);
+            }
+            // A token that names no session cannot show it is not of the revoked one.
+            if v.claims.get("sid").is_none() && before(&self.session_subjects) {
+                return revoked(Kind::Session);
             }
         }
         Ok(())
@@ -189,6 +210,25 @@ mod tests {
         assert_eq!(b(json!({"sub": "alice", "iat": 10})), Ok(()));
         // Claims of another type match nothing.
         assert_eq!(a(json!({"jti": 1, "sid": ["s1"], "sub": "x"})), Ok(()));
+    }
+
+    #[test]
+    fn a_session_with_its_subject_revokes_that_subjects_tokens_without_a_sid() {
+        let r = rows(&[
+            json!({"kind": "session", "issuer": "i", "value": "s1", "sub": "alice",
+                              "issued_before_epoch": 100}),
+        ]);
+        let check = |c| r.check(&verified("i", c));
+        let session = Err(TokenError::Revoked(Kind::Session));
+        assert_eq!(check(json!({"sub": "alice", "iat": 50})), session);
+        assert_eq!(check(json!({"sub": "alice"})), session);
+        assert_eq!(check(json!({"sub": "alice", "iat": 150})), Ok(()));
+        // Another session of the same subject: not this one.
+        assert_eq!(
+            check(json!({"sub": "alice", "sid": "s2", "iat": 50})),
+            Ok(())
+        );
+        assert_eq!(check(json!({"sub": "bob", "iat": 50})), Ok(()));
     }
 
     #[test]

@@ -23,8 +23,8 @@ fn trust(logout_audiences: Value) -> TrustConfig {
 }
 
 fn claims() -> Value {
-    json!({"iss": ISS, "aud": "backend", "iat": NOW - 5, "jti": "lt-1", "sid": "s-1", "sub": "alice",
-           "events": {BACKCHANNEL_LOGOUT_EVENT: {}}})
+    json!({"iss": ISS, "aud": "backend", "iat": NOW - 5, "exp": NOW + 115, "jti": "lt-1", "sid": "s-1",
+           "sub": "alice", "events": {BACKCHANNEL_LOGOUT_EVENT: {}}})
 }
 
 fn sign(claims: &Value, typ: Option<&str>) -> String {
@@ -166,4 +166,26 @@ fn logout_audiences_are_validated() {
         let (_, errors) = TrustConfig::from_rows(&[row]);
         assert_eq!(errors.len(), 1, "{bad}");
     }
+}
+
+#[test]
+fn a_logout_token_is_no_access_token() {
+    // Same issuer, and an access-token audience equal to the logout audience.
+    let k = URL_SAFE_NO_PAD.encode(SECRET);
+    let row = json!({"issuer": ISS, "audiences": ["backend"], "algorithms": ["HS256"],
+                     "jwks": {"keys": [{"kty": "oct", "kid": "k", "k": k}]}});
+    let (t, _) = TrustConfig::from_rows(&[row]);
+    for typ in [None, Some("logout+jwt")] {
+        let r = oidc_authz_core::verify_token(&sign(&claims(), typ), &t, NOW, 16 * 1024);
+        assert_eq!(r.map(drop).map_err(|e| e.check()), Err("logout"), "{typ:?}");
+    }
+    let mut plain = claims();
+    if let Value::Object(m) = &mut plain {
+        m.remove("events");
+    }
+    assert!(oidc_authz_core::verify_token(&sign(&plain, None), &t, NOW, 16 * 1024).is_ok());
+    assert!(
+        oidc_authz_core::verify_token(&sign(&plain, Some("logout+jwt")), &t, NOW, 16 * 1024)
+            .is_err()
+    );
 }

@@ -280,9 +280,13 @@ impl Builder<'_> {
         } else {
             attr.collation
         };
+        // In a SQL_ASCII database the evaluator reads bytes that are not UTF-8 as U+FFFD: its
+        // comparisons are not the bytes' (per row, then).
+        // SAFETY: a plain read of the database's encoding.
+        let utf8 = unsafe { pg_sys::GetDatabaseEncoding() } == pg_sys::pg_enc::PG_UTF8 as i32;
         if matches!(column, Column::Text | Column::TextArray)
             // SAFETY: a catalog lookup of a valid collation.
-            && !unsafe { pg_sys::get_collation_isdeterministic(collation) }
+            && (!utf8 || !unsafe { pg_sys::get_collation_isdeterministic(collation) })
         {
             return None; // equality would not be byte (code point) equality
         }

@@ -38,6 +38,8 @@ struct Worker {
     db: u32,
     pid: i32,
     rounds: u64,
+    /// Between taking the requests and finishing the round.
+    busy: bool,
 }
 
 /// An early refresh asked by a backend: database, issuer (hashed), when (seconds).
@@ -122,7 +124,7 @@ pub fn wake() {
     let db = unsafe { pg_sys::MyDatabaseId }.to_u32();
     let pid = {
         let mut s = SHARED.exclusive();
-        match s.workers.iter().find(|w| w.db == db && w.pid != 0) {
+        match s.workers.iter().find(|w| w.db == db && alive(w.pid)) {
             Some(w) => w.pid,
             None => {
                 if !s.wanted.contains(&db) {
@@ -153,9 +155,16 @@ pub fn refresh_and_wait(issuer: &str) -> bool {
     let cooldown = settings::refresh_cooldown().as_secs() as i64;
     let (pid, round) = {
         let mut s = SHARED.exclusive();
-        let Some(w) = s.workers.iter().find(|w| w.db == db && w.pid != 0).copied() else {
+        let Some(w) = s
+            .workers
+            .iter()
+            .find(|w| w.db == db && alive(w.pid))
+            .copied()
+        else {
             return false;
         };
+        // A request made while a round runs is served by the next one.
+        let next_round = if w.busy { w.rounds + 1 } else { w.rounds };
         let pending = s
             .requests
             .iter()
@@ -174,9 +183,9 @@ pub fn refresh_and_wait(issuer: &str) -> bool {
                     db,
                     issuer: hash,
                     at: now,
-                    round: w.rounds,
+                    round: next_round,
                 };
-                (w.pid, w.rounds)
+                (w.pid, next_round)
             }
         }
     };
@@ -216,12 +225,23 @@ pub fn refresh_and_wait(issuer: &str) -> bool {
 
 /// The issuers (hashes) this database's backends asked to refresh early.
 fn take_requests(db: u32) -> Vec<u64> {
-    let s = SHARED.share();
+    let mut s = SHARED.exclusive();
+    let round = current_round(&s, db);
+    for w in s.workers.iter_mut().filter(|w| w.db == db) {
+        w.busy = true;
+    }
     s.requests
         .iter()
-        .filter(|r| r.db == db && r.round == current_round(&s, db))
+        .filter(|r| r.db == db && r.round == round)
         .map(|r| r.issuer)
         .collect()
+}
+
+/// Whether a backend asked, during the round just finished, for a refresh the next serves.
+fn requests_pending(db: u32) -> bool {
+    let s = SHARED.share();
+    let round = current_round(&s, db);
+    s.requests.iter().any(|r| r.db == db && r.round == round)
 }
 
 fn current_round(s: &Shared, db: u32) -> u64 {
@@ -235,6 +255,7 @@ fn finish_round(db: u32) {
     let mut s = SHARED.exclusive();
     for w in s.workers.iter_mut().filter(|w| w.db == db) {
         w.rounds += 1;
+        w.busy = false;
     }
 }
 
@@ -244,18 +265,39 @@ fn register_worker(db: u32) -> bool {
     let mut s = SHARED.exclusive();
     if s.workers
         .iter()
-        .any(|w| w.db == db && w.pid != 0 && w.pid != pid)
+        .any(|w| w.db == db && w.pid != pid && alive(w.pid))
     {
         return false; // another one serves this database
     }
-    match s.workers.iter().position(|w| w.db == db || w.pid == 0) {
+    let slot = s
+        .workers
+        .iter()
+        .position(|w| w.db == db)
+        .or_else(|| s.workers.iter().position(|w| !alive(w.pid)));
+    match slot {
         Some(i) => {
             let rounds = s.workers[i].rounds;
-            s.workers[i] = Worker { db, pid, rounds };
+            s.workers[i] = Worker {
+                db,
+                pid,
+                rounds,
+                busy: false,
+            };
             true
         }
         None => false,
     }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_exit(_code: std::ffi::c_int, db: pg_sys::Datum) {
+    unregister_worker(db.value() as u32);
+}
+
+/// Whether `pid` is a live process of this server (a slot of a dead worker is free).
+fn alive(pid: i32) -> bool {
+    // SAFETY: BackendPidGetProc takes ProcArrayLock itself.
+    pid != 0 && !unsafe { pg_sys::BackendPidGetProc(pid) }.is_null()
 }
 
 fn unregister_worker(db: u32) {
@@ -314,11 +356,17 @@ pub extern "C-unwind" fn oidc_launcher_main(_arg: pg_sys::Datum) {
                 .share()
                 .workers
                 .iter()
-                .any(|w| w.db == db && w.pid != 0)
+                .any(|w| w.db == db && alive(w.pid))
         };
-        // A keys worker that stopped (its database dropped the extension, or it failed) is
-        // tried again at the next scan or request.
-        serving.retain(|_, w| !stopped(w));
+        // A keys worker that stopped (terminated, failed, or its database dropped the
+        // extension) is probed again: a database without the extension is then not served.
+        serving.retain(|db, w| {
+            let gone = stopped(w);
+            if gone && !queue.contains(db) {
+                queue.push_back(*db);
+            }
+            !gone
+        });
         if let Some((db, w)) = probe.take() {
             if registered(db) {
                 serving.insert(db, w);
@@ -399,9 +447,12 @@ pub extern "C-unwind" fn oidc_keys_worker_main(arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     let db = arg.value() as u32;
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(db)), None);
+    BackgroundWorker::transaction(refresh::session_setup);
     if !BackgroundWorker::transaction(refresh::extension_present) || !register_worker(db) {
         return;
     }
+    // SAFETY: registering a callback that only clears this process's slot, however it ends.
+    unsafe { pg_sys::before_shmem_exit(Some(on_exit), pg_sys::Datum::from(db)) };
     let mut state = refresh::State::default();
     loop {
         if BackgroundWorker::sighup_received() {
@@ -417,6 +468,9 @@ pub extern "C-unwind" fn oidc_keys_worker_main(arg: pg_sys::Datum) {
             }
         };
         finish_round(db);
+        if requests_pending(db) {
+            continue; // asked during the round: at once
+        }
         if !BackgroundWorker::wait_latch(Some(next)) {
             break;
         }

@@ -162,7 +162,8 @@ fn purge(tables: &Tables) {
     let _ = Spi::connect_mut(|c| {
         c.update(
             &format!(
-                "delete from {} where expires_at operator(pg_catalog.<) pg_catalog.now()",
+                "delete from {} where expires_at operator(pg_catalog.<) \
+                 (pg_catalog.now() operator(pg_catalog.-) interval '5 minutes')",
                 tables.revocations
             ),
             None,
@@ -172,16 +173,56 @@ fn purge(tables: &Tables) {
     });
 }
 
+/// Runs `f` in a transaction of its own; a Postgres error in it (the database made
+/// read-only by its owner, a statement timeout, a row refused by the validating trigger)
+/// aborts that transaction and is logged, and the worker goes on.
+fn guarded<R>(
+    what: &str,
+    f: impl FnOnce() -> R + std::panic::UnwindSafe + std::panic::RefUnwindSafe,
+) -> Option<R> {
+    use pgrx::pg_sys::panic::CaughtError;
+    PgTryBuilder::new(|| Some(BackgroundWorker::transaction(f)))
+        .catch_others(|e| {
+            // SAFETY: the transaction the error left behind is aborted, as a background
+            // worker's error recovery does.
+            unsafe { pg_sys::AbortCurrentTransaction() };
+            let why = match &e {
+                CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => {
+                    r.message().to_string()
+                }
+                CaughtError::RustPanic { ereport, .. } => ereport.message().to_string(),
+            };
+            pgrx::warning!("pg_oidc_authz: {what} failed: {why}");
+            None
+        })
+        .execute()
+}
+
+/// The session settings of a keys worker, whatever its database's defaults say (its owner
+/// may set them): writable transactions, no statement timeout, a bounded lock wait, the
+/// search path of nothing but pg_catalog.
+pub fn session_setup() {
+    let _ = Spi::run(
+        "select pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false), \
+         pg_catalog.set_config('default_transaction_read_only', 'off', false), \
+         pg_catalog.set_config('default_transaction_isolation', 'read committed', false), \
+         pg_catalog.set_config('statement_timeout', '0', false), \
+         pg_catalog.set_config('lock_timeout', '5s', false), \
+         pg_catalog.set_config('idle_in_transaction_session_timeout', '0', false)",
+    );
+}
+
 /// One round; how long to sleep after it, or `None` when the extension is gone.
 pub fn round(state: &mut State, early: &[u64]) -> Option<Duration> {
-    let (tables, due) = BackgroundWorker::transaction(|| {
-        // A superuser's session: nothing but pg_catalog resolves unqualified names.
-        let _ =
-            Spi::run("select pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)");
+    let found = guarded("reading the discovery issuers", || {
         let tables = tables()?;
         let due = read(&tables);
         Some((tables, due))
-    })?;
+    });
+    let (tables, due) = match found {
+        Some(found) => found?,
+        None => return Some(Duration::from_secs(10)), // an error: try again
+    };
     let cooldown = settings::refresh_cooldown();
     let mut client: Option<Result<Client, FetchError>> = None;
     let mut sleep = MAX_SLEEP;
@@ -216,11 +257,13 @@ pub fn round(state: &mut State, early: &[u64]) -> Option<Duration> {
             Err(_) => settings::intervals().0,
         };
         sleep = sleep.min(Duration::from_secs(next.max(1)));
-        BackgroundWorker::transaction(|| write(&tables, &d.issuer, &outcome));
+        guarded("recording a refresh", || {
+            write(&tables, &d.issuer, &outcome)
+        });
     }
     if state.last_purge.is_none_or(|t| t.elapsed() >= PURGE_EVERY) {
         state.last_purge = Some(Instant::now());
-        BackgroundWorker::transaction(|| purge(&tables));
+        guarded("purging revocations", || purge(&tables));
     }
     Some(sleep.max(Duration::from_secs(1)))
 }

@@ -229,19 +229,47 @@ def test_an_unknown_kid_refreshes_early_once_per_cooldown(stub, superuser):
         alter_system(superuser, {**SETTINGS, "oidc.refresh_wait": None})
 
 
+def keys_worker(su: psycopg.Connection) -> int | None:
+    row = su.execute("select pid from pg_stat_activity where backend_type = 'pg_oidc_authz keys'"
+                     " and datname = current_database()").fetchone()
+    return row[0] if row else None
+
+
+def restart_keys_worker(su: psycopg.Connection) -> None:
+    """Terminates this database's keys worker; the launcher starts another."""
+    old = wait_for(lambda: keys_worker(su), "a keys worker")
+    su.execute("select pg_terminate_backend(%s)", (old,))
+    wait_for(lambda: (keys_worker(su) or old) != old, "a new keys worker")
+
+
 def test_a_restarted_worker_purges_what_can_no_longer_match(ca, issuer, superuser):
-    """Revocations past `expires_at` are deleted by the worker (at its first round, then
-    every minute); a keys worker that stopped is started again when its database asks."""
+    """Revocations past `expires_at` (by more than the largest leeway) are deleted by the
+    worker (at its first round, then every minute); a keys worker that stopped is started
+    again by the launcher."""
     superuser.execute("delete from oidc.revocations")
     superuser.execute("insert into oidc.revocations (kind, issuer, value, expires_at) values"
-                      " ('token', 'i', 'gone', now() - interval '1 s'), ('token', 'i', 'kept', now() + interval '1 h')")
-    superuser.execute("select pg_terminate_backend(pid) from pg_stat_activity"
-                      " where backend_type = 'pg_oidc_authz keys' and datname = current_database()")
-    # Any change of oidc.issuers wakes the launcher, which starts this database's worker again.
-    wait_for(lambda: superuser.execute("select count(*) from pg_stat_activity where backend_type ="
-                                       " 'pg_oidc_authz keys' and datname = current_database()").fetchone()[0] == 0,
-             "the worker to stop")
-    superuser.execute("update oidc.issuers set comment = comment")
-    wait_for(lambda: superuser.execute("select array_agg(value) from oidc.revocations").fetchone()[0] == ["kept"],
-             "the purge")
+                      " ('token', 'i', 'gone', now() - interval '6 min'), ('token', 'i', 'late', now() - interval '1 min'),"
+                      " ('token', 'i', 'kept', now() + interval '1 h')")
+    restart_keys_worker(superuser)
+    wait_for(lambda: superuser.execute("select array_agg(value order by value) from oidc.revocations").fetchone()[0]
+             == ["kept", "late"], "the purge")
     superuser.execute("delete from oidc.revocations")
+
+
+def test_a_database_owners_defaults_do_not_stop_the_worker(stub, superuser):
+    """The worker sets its own session (writable, no statement timeout): a database made
+    read-only by default, or given a tiny statement timeout, still gets its keys."""
+    db = superuser.execute("select current_database()").fetchone()[0]
+    ident = sql.Identifier(db)
+    superuser.execute(sql.SQL("alter database {} set default_transaction_read_only = on").format(ident))
+    superuser.execute(sql.SQL("alter database {} set statement_timeout = '1ms'").format(ident))
+    try:
+        wait_for(lambda: fetched(superuser, stub.issuer, ["rs256"]), "the first fetch")
+        restart_keys_worker(superuser)
+        since = superuser.execute("select now()").fetchone()[0]
+        wait_for(lambda: (status(superuser, stub.issuer)["last_success"] or since) > since,
+                 "a fetch by the restarted worker")
+        assert status(superuser, stub.issuer)["last_error"] is None
+    finally:
+        superuser.execute(sql.SQL("alter database {} reset default_transaction_read_only").format(ident))
+        superuser.execute(sql.SQL("alter database {} reset statement_timeout").format(ident))

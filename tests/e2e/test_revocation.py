@@ -102,8 +102,8 @@ def test_revoking_is_for_oidc_admin_and_refuses_bad_input(issuer, revocations):
 
 def test_rows_that_can_no_longer_match_are_purged(issuer, revocations):
     revocations.execute("insert into oidc.revocations (kind, issuer, value, expires_at) values"
-                        " ('token', 'i', 'gone', now() - interval '1 s'),"
-                        " ('session', 'i', 'gone', now() - interval '1 s')")
+                        " ('token', 'i', 'gone', now() - interval '6 min'),"
+                        " ('session', 'i', 'gone', now() - interval '6 min')")
     revocations.execute("select oidc.revoke_token('i', 'kept', now() + interval '1 hour')")
     assert revocations.execute("select array_agg(value order by value) from oidc.revocations").fetchone()[0] == ["kept"]
 
@@ -136,7 +136,7 @@ EVENT = "http://schemas.openid.net/event/backchannel-logout"
 def logout_token(sub: str | None = "alice", sid: str | None = "sess-1", typ: str | None = "logout+jwt",
                  **extra) -> str:
     now = int(time.time())
-    claims = {"iss": mint.ISSUER, "aud": "backend", "iat": now, "jti": f"lt-{time.monotonic_ns()}",
+    claims = {"iss": mint.ISSUER, "aud": "backend", "iat": now, "exp": now + 120, "jti": f"lt-{time.monotonic_ns()}",
               "events": {EVENT: {}}, "sub": sub, "sid": sid, **extra}
     claims = {k: v for k, v in claims.items() if v is not None}
     return mint.token("RS256", claims=claims, headers={"typ": typ} if typ else None)
@@ -205,3 +205,52 @@ def test_an_invalid_logout_token_is_refused_and_stores_nothing(logout_role, revo
 def test_logout_is_granted_not_public(issuer, revocations):
     with app_connect() as app, pytest.raises(psycopg.errors.InsufficientPrivilege):
         app.execute("select oidc.logout(%s)", (logout_token(),))
+
+
+def test_logout_ignores_the_callers_temporary_objects_and_a_replay_changes_nothing(logout_role, revocations):
+    """oidc.logout runs as the extension's owner: a caller's pg_temp type named like one it
+    uses is never picked up (search_path ends with pg_temp), and replaying the same logout
+    token writes nothing (no reload anywhere)."""
+    token = logout_token()
+    with app_connect() as backend:
+        backend.execute("create function pg_temp.boom(pg_catalog.jsonb) returns boolean"
+                        " language plpgsql as $$ begin raise exception 'pwned'; end $$")
+        backend.execute("create domain pg_temp.jsonb as pg_catalog.jsonb check (pg_temp.boom(value))")
+        backend.execute("create domain pg_temp.interval as pg_catalog.interval check (pg_temp.boom(null))")
+        assert backend.execute("select oidc.logout(%s)", (token,)).fetchone()[0]["revoked"] == "session"
+        before = revocations.execute("select xmin::text, revoked_at from oidc.revocations").fetchall()
+        assert backend.execute("select oidc.logout(%s)", (token,)).fetchone()[0]["revoked"] == "session"
+        assert revocations.execute("select xmin::text, revoked_at from oidc.revocations").fetchall() == before
+
+
+def test_a_session_logout_also_revokes_its_subjects_tokens_without_a_sid(logout_role, revocations, make_token):
+    now = int(time.time())
+    no_sid = make_token(sub="alice", iat=now - 30)
+    other_session = make_token(sub="alice", sid="sess-other", iat=now - 30)
+    with app_connect() as backend, app_connect() as app:
+        backend.execute("select oidc.logout(%s)", (logout_token(sub="alice", sid="sess-1"),))
+        assert status(app, no_sid)["check"] == "revoked"
+        assert sub_with(app, other_session) == "alice"
+        assert sub_with(app, make_token(sub="bob", iat=now - 30)) == "bob"
+
+
+def test_an_oidc_admin_member_administers_issuers_and_revocations(issuer, revocations):
+    from psycopg import sql
+
+    from helpers import connect
+
+    revocations.execute("drop role if exists e2e_admin")
+    revocations.execute("create role e2e_admin login in role oidc_admin")
+    try:
+        with connect(user="e2e_admin") as admin:
+            admin.execute("update oidc.issuers set enabled = false where issuer = %s", (mint.ISSUER,))
+            admin.execute("update oidc.issuers set enabled = true where issuer = %s", (mint.ISSUER,))
+            admin.execute("insert into oidc.issuers (issuer, audiences, discovery) values ('https://x.test', '{a}', true)")
+            admin.execute("delete from oidc.issuers where issuer = 'https://x.test'")
+            admin.execute("select oidc.revoke_subject(%s, 'alice')", (mint.ISSUER,))
+            admin.execute("select oidc.revoke_session(%s, 's', 'alice')", (mint.ISSUER,))
+            assert admin.execute("select count(*) from oidc.revocations").fetchone()[0] == 2
+            assert admin.execute("select count(*) from oidc.issuer_status").fetchone()[0] >= 1
+    finally:
+        revocations.execute(sql.SQL("drop owned by e2e_admin"))
+        revocations.execute("drop role e2e_admin")

@@ -162,3 +162,31 @@ def test_repeatable_read_reloads_only_after_a_change(issuer, superuser, permit_d
         for _ in range(20):
             transaction()
         assert scans() - reloaded <= 1
+
+
+def test_an_imported_old_snapshot_does_not_keep_a_revocation_out(issuer, superuser, make_token):
+    """REPEATABLE READ transactions that import a snapshot older than a revocation keep their
+    own view, but what they load never outlives them: the next transaction refuses."""
+    from psycopg import sql
+
+    from helpers import APP_ROLE, mint
+
+    superuser.execute("delete from oidc.revocations")
+    tok = make_token(sub="alice", jti="imported-1")
+    try:
+        with connect(user=APP_ROLE) as old, connect(user=APP_ROLE) as b:
+            old.execute("begin isolation level repeatable read")
+            snapshot = old.execute("select pg_export_snapshot()").fetchone()[0]
+            superuser.execute("select oidc.revoke_token(%s, 'imported-1', now() + interval '5 min')", (mint.ISSUER,))
+            for _ in range(3):
+                b.execute("begin isolation level repeatable read")
+                b.execute(sql.SQL("set transaction snapshot {}").format(sql.Literal(snapshot)))
+                b.execute("select set_config('oidc.token', %s, true)", (tok,))
+                b.execute("select oidc.token_status()")
+                b.execute("commit")
+            old.execute("commit")
+            with b.transaction():
+                b.execute("select set_config('oidc.token', %s, true)", (tok,))
+                assert b.execute("select oidc.token_status() ->> 'check'").fetchone()[0] == "revoked"
+    finally:
+        superuser.execute("delete from oidc.revocations")

@@ -5,7 +5,7 @@
 //! `aud` is the relying party's client id (the issuer's `logout_audiences`, never its
 //! access-token `audiences`), its `typ` is `logout+jwt` where sent (the issuer's
 //! `required_typ` does not apply), and it carries an `events` claim instead of a lifetime
-//! (`iat` is required, `exp` optional). It must name a session (`sid`), a subject (`sub`) or
+//! (`iat` and `exp` are required). It must name a session (`sid`), a subject (`sub`) or
 //! both, must not carry a `nonce` (an ID token is no logout token), and must carry a `jti`.
 
 use super::{numeric_date, quote, TokenError};
@@ -76,10 +76,10 @@ pub fn verify_logout(
     if iat > now + leeway {
         return Err(TokenError::IssuedInFuture);
     }
-    if let Some(exp) = numeric_date(map, "exp")? {
-        if now >= exp + leeway {
-            return Err(TokenError::Expired);
-        }
+    // Required since errata set 1 (and a replay is then bounded by it).
+    let exp = numeric_date(map, "exp")?.ok_or(TokenError::MissingClaim("exp"))?;
+    if now >= exp + leeway {
+        return Err(TokenError::Expired);
     }
     if let Some(nbf) = numeric_date(map, "nbf")? {
         if now + leeway < nbf {

@@ -260,6 +260,20 @@ pub fn verify_untimed(
     let key = jws.verify(&config.keys, &config.algorithms)?;
     let kid = key.kid.clone();
     check_typ(config, jws.header.typ.as_deref())?;
+    // A Back-Channel Logout token is no access token (its `aud` may be the same client id).
+    let logout_typ = jws.header.typ.as_deref().is_some_and(|t| {
+        let t = t.to_ascii_lowercase();
+        t.strip_prefix("application/").unwrap_or(&t) == "logout+jwt"
+    });
+    let logout_event = map
+        .get("events")
+        .and_then(Value::as_object)
+        .is_some_and(|e| e.contains_key(logout::BACKCHANNEL_LOGOUT_EVENT));
+    if logout_typ || logout_event {
+        return Err(TokenError::Logout(
+            "a logout token is not accepted as an access token",
+        ));
+    }
     let exp = numeric_date(map, "exp")?.ok_or(TokenError::MissingClaim("exp"))?;
     let nbf = numeric_date(map, "nbf")?;
     let iat = numeric_date(map, "iat")?;
