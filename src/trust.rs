@@ -30,17 +30,76 @@ static WATCHED: [AtomicU32; 3] = [AtomicU32::new(0), AtomicU32::new(0), AtomicU3
 static INVALIDATIONS: AtomicU64 = AtomicU64::new(0);
 static INVALIDATIONS_AT_LAST_END: AtomicU64 = AtomicU64::new(0);
 
-/// The next transaction id (its low 32 bits) when the last invalidation that may be of
-/// the configuration was processed, and when this backend's last transaction ended: a
-/// snapshot whose `xmax` precedes the later of them may predate a change this backend was
-/// told of (an old snapshot imported with `SET TRANSACTION SNAPSHOT`, say); 0 before any.
-static NEXT_XID_AT_INVALIDATION: AtomicU32 = AtomicU32::new(0);
+/// The next transaction id (its low 32 bits) when this backend's last transaction ended;
+/// 0 before the first. A snapshot of a later transaction that misses a transaction below it
+/// which has completed (a change this backend may have been told of) is older than that
+/// moment: imported from an older transaction with `SET TRANSACTION SNAPSHOT`, say.
 static NEXT_XID_AT_LAST_END: AtomicU32 = AtomicU32::new(0);
 
 fn next_xid() -> u32 {
-    // SAFETY: reads the shared next-xid counter (under XidGenLock, shared), outside any
-    // other LWLock (invalidations and transaction callbacks are processed there).
-    (unsafe { pg_sys::ReadNextFullTransactionId() }.value as u32).max(1)
+    #[cfg(any(
+        feature = "pg13",
+        feature = "pg14",
+        feature = "pg15",
+        feature = "pg16",
+        feature = "pg17"
+    ))]
+    // SAFETY: an aligned 64-bit read of the shared counter (atomic on the platforms
+    // Postgres supports for 64-bit builds), without taking XidGenLock at every commit.
+    let next = unsafe { std::ptr::read_volatile(&(*pg_sys::ShmemVariableCache).nextXid) }.value;
+    #[cfg(not(any(
+        feature = "pg13",
+        feature = "pg14",
+        feature = "pg15",
+        feature = "pg16",
+        feature = "pg17"
+    )))]
+    // SAFETY: reads the shared next-xid counter under XidGenLock (shared).
+    let next = unsafe { pg_sys::ReadNextFullTransactionId() }.value;
+    (next as u32).max(u32::from(pg_sys::FirstNormalTransactionId))
+}
+
+/// Whether the active snapshot may miss a transaction that had completed when this
+/// backend's last transaction ended (see [`NEXT_XID_AT_LAST_END`]).
+fn snapshot_may_be_old() -> bool {
+    let reference = NEXT_XID_AT_LAST_END.load(Ordering::Relaxed);
+    // SAFETY: reads of the active snapshot (checked to exist) and of the proc array.
+    unsafe {
+        if reference == 0 || !pg_sys::ActiveSnapshotSet() {
+            return true; // the first transaction of a session: nothing to compare with
+        }
+        let snap = &*pg_sys::GetActiveSnapshot();
+        if snap.suboverflowed {
+            return true;
+        }
+        let xid = pg_sys::TransactionId::from;
+        let precedes = |a: pg_sys::TransactionId, b: u32| pg_sys::TransactionIdPrecedes(a, xid(b));
+        let completed = |x: pg_sys::TransactionId| !pg_sys::TransactionIdIsInProgress(x);
+        // Below the reference, the snapshot misses what is at or past its xmax, and what it
+        // saw running: old if one of those has completed since.
+        let mut x = u32::from(snap.xmax);
+        let mut span = 0;
+        while precedes(xid(x), reference) {
+            span += 1;
+            if span > 64 || completed(xid(x)) {
+                return true;
+            }
+            x = x
+                .wrapping_add(1)
+                .max(u32::from(pg_sys::FirstNormalTransactionId));
+        }
+        let listed = |ptr: *mut pg_sys::TransactionId, n: usize| {
+            if !ptr.is_null() && n > 0 {
+                std::slice::from_raw_parts(ptr, n)
+            } else {
+                &[]
+            }
+        };
+        listed(snap.xip, snap.xcnt as usize)
+            .iter()
+            .chain(listed(snap.subxip, snap.subxcnt.max(0) as usize))
+            .any(|&x| precedes(x, reference) && completed(x))
+    }
 }
 
 #[pg_guard]
@@ -52,10 +111,10 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid:
     if config || revocations {
         INVALIDATIONS.fetch_add(1, Ordering::Relaxed);
     }
-    // Also for any relation while a table's oid is not known yet (not loaded in this
-    // session): it may have been that table.
-    if config || revocations || WATCHED.iter().any(|w| w.load(Ordering::Relaxed) == 0) {
-        NEXT_XID_AT_INVALIDATION.store(next_xid(), Ordering::Relaxed);
+    // Any relation while a table's oid is not known yet (not loaded in this session) may
+    // have been that table: it counts for the staleness of a load, not for a reload.
+    if !(config || revocations) && WATCHED.iter().any(|w| w.load(Ordering::Relaxed) == 0) {
+        INVALIDATIONS.fetch_add(1, Ordering::Relaxed);
     }
     if config {
         CONFIG_GENERATION.fetch_add(1, Ordering::Relaxed);
@@ -255,35 +314,10 @@ impl FreshSnapshot {
         // SAFETY: plain reads of the transaction state.
         let (isolation, parallel) = unsafe { (pg_sys::XactIsoLevel, pg_sys::IsInParallelMode()) };
         if isolation >= pg_sys::XACT_REPEATABLE_READ as i32 || parallel {
-            // A snapshot taken after this backend processed the last invalidation sees the
-            // change it announced (a commit is visible before its invalidation is sent): its
-            // xmax is at least the next xid of that moment. One that precedes it (taken
-            // earlier in this transaction, or imported from an older one with SET TRANSACTION
-            // SNAPSHOT) may miss the change: what it loads is dropped when the transaction
-            // ends.
-            let (a, b) = (
-                NEXT_XID_AT_INVALIDATION.load(Ordering::Relaxed),
-                NEXT_XID_AT_LAST_END.load(Ordering::Relaxed),
-            );
-            // SAFETY: plain reads of the active snapshot, when there is one, and a pure
-            // comparison of transaction ids.
-            let old_snapshot = unsafe {
-                let precedes = |x: u32, y: u32| {
-                    pg_sys::TransactionIdPrecedes(
-                        pg_sys::TransactionId::from(x),
-                        pg_sys::TransactionId::from(y),
-                    )
-                };
-                let reference = if a == 0 || (b != 0 && precedes(a, b)) {
-                    b
-                } else {
-                    a
-                };
-                // The first transaction of a session has nothing to compare with.
-                !pg_sys::ActiveSnapshotSet()
-                    || reference == 0
-                    || precedes((*pg_sys::GetActiveSnapshot()).xmax.into(), reference)
-            };
+            // A load under the transaction's snapshot is dropped when the transaction ends
+            // if an invalidation was processed during it, or if the snapshot may be older
+            // than the transaction (imported with SET TRANSACTION SNAPSHOT).
+            let old_snapshot = snapshot_may_be_old();
             if old_snapshot
                 || INVALIDATIONS.load(Ordering::Relaxed)
                     != INVALIDATIONS_AT_LAST_END.load(Ordering::Relaxed)

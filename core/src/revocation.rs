@@ -142,7 +142,12 @@ impl Revocations {
                 return revoked(Kind::Subject);
             }
             // A token that names no session cannot show it is not of the revoked one.
-            if v.claims.get("sid").is_none() && before(&self.session_subjects) {
+            let names_a_session = v
+                .claims
+                .get("sid")
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty());
+            if !names_a_session && before(&self.session_subjects) {
                 return revoked(Kind::Session);
             }
         }
@@ -223,6 +228,13 @@ mod tests {
         assert_eq!(check(json!({"sub": "alice", "iat": 50})), session);
         assert_eq!(check(json!({"sub": "alice"})), session);
         assert_eq!(check(json!({"sub": "alice", "iat": 150})), Ok(()));
+        // A sid that is no session id names no session.
+        for sid in [json!(null), json!(""), json!(7)] {
+            assert_eq!(
+                check(json!({"sub": "alice", "sid": sid, "iat": 50})),
+                session
+            );
+        }
         // Another session of the same subject: not this one.
         assert_eq!(
             check(json!({"sub": "alice", "sid": "s2", "iat": 50})),

@@ -185,7 +185,7 @@ fn guarded<R>(
         .catch_others(|e| {
             // SAFETY: the transaction the error left behind is aborted, as a background
             // worker's error recovery does.
-            unsafe { pg_sys::AbortCurrentTransaction() };
+            unsafe { pg_sys::AbortOutOfAnyTransaction() };
             let why = match &e {
                 CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => {
                     r.message().to_string()
@@ -208,7 +208,9 @@ pub fn session_setup() {
          pg_catalog.set_config('default_transaction_isolation', 'read committed', false), \
          pg_catalog.set_config('statement_timeout', '0', false), \
          pg_catalog.set_config('lock_timeout', '5s', false), \
-         pg_catalog.set_config('idle_in_transaction_session_timeout', '0', false)",
+         pg_catalog.set_config('idle_in_transaction_session_timeout', '0', false), \
+         pg_catalog.set_config('exit_on_error', 'off', false), \
+         pg_catalog.set_config('role', 'none', false)",
     );
 }
 

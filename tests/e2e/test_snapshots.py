@@ -190,3 +190,35 @@ def test_an_imported_old_snapshot_does_not_keep_a_revocation_out(issuer, superus
                 assert b.execute("select oidc.token_status() ->> 'check'").fetchone()[0] == "revoked"
     finally:
         superuser.execute("delete from oidc.revocations")
+
+
+def test_a_snapshot_that_saw_the_revocation_running_does_not_keep_it_out(issuer, superuser, make_token):
+    """The revoking transaction had its xid, and a later one committed, before the snapshot
+    was exported: the snapshot's xmax is past the revocation, which it saw running."""
+    from psycopg import sql
+
+    from helpers import APP_ROLE
+
+    superuser.execute("delete from oidc.revocations")
+    tok = make_token(sub="alice", jti="running-1")
+    try:
+        with connect() as revoker, connect() as other, connect(user=APP_ROLE) as old, \
+                connect(user=APP_ROLE) as b:
+            revoker.execute("begin")
+            revoker.execute("select oidc.revoke_token(%s, 'running-1', now() + interval '5 min')", (mint.ISSUER,))
+            other.execute("select pg_current_xact_id()")  # a later xid, committed
+            old.execute("begin isolation level repeatable read")
+            snapshot = old.execute("select pg_export_snapshot()").fetchone()[0]
+            revoker.execute("commit")
+            for _ in range(3):
+                b.execute("begin isolation level repeatable read")
+                b.execute(sql.SQL("set transaction snapshot {}").format(sql.Literal(snapshot)))
+                b.execute("select set_config('oidc.token', %s, true)", (tok,))
+                b.execute("select oidc.token_status()")
+                b.execute("commit")
+            old.execute("commit")
+            with b.transaction():
+                b.execute("select set_config('oidc.token', %s, true)", (tok,))
+                assert b.execute("select oidc.token_status() ->> 'check'").fetchone()[0] == "revoked"
+    finally:
+        superuser.execute("delete from oidc.revocations")
