@@ -8,9 +8,8 @@
 //! (`iat` and `exp` are required). It must name a session (`sid`), a subject (`sub`) or
 //! both, must not carry a `nonce` (an ID token is no logout token), and must carry a `jti`.
 
-use super::{numeric_date, quote, TokenError};
+use super::{media_type, numeric_date, open, Opened, TokenError};
 use crate::config::TrustConfig;
-use crate::json::{parse_strict, JsonError};
 use serde_json::Value;
 
 /// The event a logout token must carry.
@@ -33,28 +32,12 @@ pub fn verify_logout(
     now: i64,
     max_len: usize,
 ) -> Result<Logout, TokenError> {
-    if token.len() > max_len {
-        return Err(TokenError::TooLarge {
-            len: token.len(),
-            max: max_len,
-        });
-    }
-    let jws = super::jws::Jws::parse(token)?;
-    let claims = parse_strict(&jws.payload).map_err(|e| match e {
-        JsonError::Nul => TokenError::NulCharacter,
-        JsonError::Invalid(why) => TokenError::Malformed(format!("payload: {why}")),
-    })?;
-    let Value::Object(map) = &claims else {
-        return Err(TokenError::Malformed("payload is not a JSON object".into()));
-    };
-    let issuer = match map.get("iss") {
-        Some(Value::String(iss)) => iss,
-        Some(_) => return Err(TokenError::ClaimType("iss")),
-        None => return Err(TokenError::MissingClaim("iss")),
-    };
-    let config = trust
-        .issuer(issuer)
-        .ok_or_else(|| TokenError::UnknownIssuer(quote(issuer)))?;
+    let Opened {
+        jws,
+        claims: map,
+        issuer,
+        config,
+    } = open(token, trust, max_len)?;
     if config.logout_audiences.is_empty() {
         return Err(TokenError::Logout(
             "the issuer accepts no logout tokens (its logout_audiences are not set)",
@@ -63,25 +46,24 @@ pub fn verify_logout(
     jws.verify(&config.keys, &config.algorithms)?;
     // Explicit typing (§2.4): `logout+jwt` where a typ is sent.
     if let Some(typ) = &jws.header.typ {
-        let t = typ.to_ascii_lowercase();
-        if t.strip_prefix("application/").unwrap_or(&t) != "logout+jwt" {
+        if media_type(typ) != "logout+jwt" {
             return Err(TokenError::Type {
                 expected: "logout+jwt".into(),
             });
         }
     }
-    let iat = numeric_date(map, "iat")?.ok_or(TokenError::MissingClaim("iat"))?;
+    let iat = numeric_date(&map, "iat")?.ok_or(TokenError::MissingClaim("iat"))?;
     let leeway = config.leeway as f64;
     let now = now as f64;
     if iat > now + leeway {
         return Err(TokenError::IssuedInFuture);
     }
     // Required since errata set 1 (and a replay is then bounded by it).
-    let exp = numeric_date(map, "exp")?.ok_or(TokenError::MissingClaim("exp"))?;
+    let exp = numeric_date(&map, "exp")?.ok_or(TokenError::MissingClaim("exp"))?;
     if now >= exp + leeway {
         return Err(TokenError::Expired);
     }
-    if let Some(nbf) = numeric_date(map, "nbf")? {
+    if let Some(nbf) = numeric_date(&map, "nbf")? {
         if now + leeway < nbf {
             return Err(TokenError::NotYetValid);
         }
@@ -133,7 +115,7 @@ pub fn verify_logout(
     }
     let jti = string("jti")?.ok_or(TokenError::MissingClaim("jti"))?;
     Ok(Logout {
-        issuer: issuer.clone(),
+        issuer,
         sub,
         sid,
         jti,

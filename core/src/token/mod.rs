@@ -234,37 +234,21 @@ pub fn verify_untimed(
     trust: &TrustConfig,
     max_len: usize,
 ) -> Result<Verified, TokenError> {
-    if token.len() > max_len {
-        return Err(TokenError::TooLarge {
-            len: token.len(),
-            max: max_len,
-        });
-    }
-    let jws = jws::Jws::parse(token)?;
-    // Refused here, before any claim is read: Postgres text cannot hold U+0000.
-    let claims = parse_strict(&jws.payload).map_err(|e| match e {
-        JsonError::Nul => TokenError::NulCharacter,
-        JsonError::Invalid(why) => TokenError::Malformed(format!("payload: {why}")),
-    })?;
-    let Value::Object(map) = &claims else {
-        return Err(TokenError::Malformed("payload is not a JSON object".into()));
-    };
-    let issuer = match map.get("iss") {
-        Some(Value::String(iss)) => iss,
-        Some(_) => return Err(TokenError::ClaimType("iss")),
-        None => return Err(TokenError::MissingClaim("iss")),
-    };
-    let config = trust
-        .issuer(issuer)
-        .ok_or_else(|| TokenError::UnknownIssuer(quote(issuer)))?;
+    let Opened {
+        jws,
+        claims: map,
+        issuer,
+        config,
+    } = open(token, trust, max_len)?;
     let key = jws.verify(&config.keys, &config.algorithms)?;
     let kid = key.kid.clone();
     check_typ(config, jws.header.typ.as_deref())?;
     // A Back-Channel Logout token is no access token (its `aud` may be the same client id).
-    let logout_typ = jws.header.typ.as_deref().is_some_and(|t| {
-        let t = t.to_ascii_lowercase();
-        t.strip_prefix("application/").unwrap_or(&t) == "logout+jwt"
-    });
+    let logout_typ = jws
+        .header
+        .typ
+        .as_deref()
+        .is_some_and(|t| media_type(t) == "logout+jwt");
     let logout_event = map
         .get("events")
         .and_then(Value::as_object)
@@ -274,16 +258,18 @@ pub fn verify_untimed(
             "a logout token is not accepted as an access token",
         ));
     }
-    let exp = numeric_date(map, "exp")?.ok_or(TokenError::MissingClaim("exp"))?;
-    let nbf = numeric_date(map, "nbf")?;
-    let iat = numeric_date(map, "iat")?;
+    let exp = numeric_date(&map, "exp")?.ok_or(TokenError::MissingClaim("exp"))?;
+    let nbf = numeric_date(&map, "nbf")?;
+    let iat = numeric_date(&map, "iat")?;
     let sub = match map.get("sub") {
         None => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err(TokenError::ClaimType("sub")),
     };
-    let verified = Verified {
-        issuer: issuer.clone(),
+    check_audience(config, &map)?;
+    let claims = Value::Object(map);
+    Ok(Verified {
+        issuer,
         sub,
         kid,
         alg: jws.header.alg,
@@ -293,10 +279,54 @@ pub fn verify_untimed(
         leeway: config.leeway,
         scopes: scopes_of(&claims, Some(config)),
         roles: roles_of(&claims, Some(config)),
-        claims: claims.clone(),
+        claims,
+    })
+}
+
+/// A token past the checks every kind of token shares: under the size cap, a structurally
+/// valid compact JWS whose payload is a strict-JSON object (without U+0000, which Postgres
+/// text cannot hold), naming in `iss` a configured issuer. Its signature is not checked yet.
+struct Opened<'t, 'c> {
+    jws: jws::Jws<'t>,
+    claims: Map<String, Value>,
+    issuer: String,
+    config: &'c IssuerConfig,
+}
+
+fn open<'t, 'c>(
+    token: &'t str,
+    trust: &'c TrustConfig,
+    max_len: usize,
+) -> Result<Opened<'t, 'c>, TokenError> {
+    if token.len() > max_len {
+        return Err(TokenError::TooLarge {
+            len: token.len(),
+            max: max_len,
+        });
+    }
+    let jws = jws::Jws::parse(token)?;
+    // Refused here, before any claim is read.
+    let claims = parse_strict(&jws.payload).map_err(|e| match e {
+        JsonError::Nul => TokenError::NulCharacter,
+        JsonError::Invalid(why) => TokenError::Malformed(format!("payload: {why}")),
+    })?;
+    let Value::Object(claims) = claims else {
+        return Err(TokenError::Malformed("payload is not a JSON object".into()));
     };
-    check_audience(config, map)?;
-    Ok(verified)
+    let issuer = match claims.get("iss") {
+        Some(Value::String(iss)) => iss.clone(),
+        Some(_) => return Err(TokenError::ClaimType("iss")),
+        None => return Err(TokenError::MissingClaim("iss")),
+    };
+    let config = trust
+        .issuer(&issuer)
+        .ok_or_else(|| TokenError::UnknownIssuer(quote(&issuer)))?;
+    Ok(Opened {
+        jws,
+        claims,
+        issuer,
+        config,
+    })
 }
 
 /// The `iss` a token claims, before any check: only to choose where to look for keys (the
@@ -312,19 +342,21 @@ pub fn unverified_issuer(token: &str) -> Option<String> {
     }
 }
 
+/// A header `typ` as compared (RFC 7515 §4.1.9): media types compare case-insensitively,
+/// and `application/` may be omitted.
+fn media_type(t: &str) -> String {
+    let t = t.to_ascii_lowercase();
+    t.strip_prefix("application/")
+        .map(str::to_owned)
+        .unwrap_or(t)
+}
+
 fn check_typ(config: &IssuerConfig, typ: Option<&str>) -> Result<(), TokenError> {
     let Some(expected) = &config.required_typ else {
         return Ok(());
     };
-    // RFC 7515 §4.1.9: media types compare case-insensitively, `application/` may be omitted.
-    let norm = |t: &str| {
-        let t = t.to_ascii_lowercase();
-        t.strip_prefix("application/")
-            .map(str::to_owned)
-            .unwrap_or(t)
-    };
     match typ {
-        Some(t) if norm(t) == norm(expected) => Ok(()),
+        Some(t) if media_type(t) == media_type(expected) => Ok(()),
         _ => Err(TokenError::Type {
             expected: expected.clone(),
         }),
