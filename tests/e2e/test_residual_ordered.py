@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from helpers import APP_ROLE, app_connect
+from helpers import APP_ROLE, app_connect, sub_with
 
 RULES = [
     ("rank-ge", "permit", "{read}", "num", "resource.rank >= claims.level"),
@@ -108,9 +108,7 @@ PRINCIPALS = [
 
 
 def visible(conn: psycopg.Connection, tok: str, query: str) -> list[int]:
-    with conn.transaction():
-        conn.execute("select set_config('oidc.token', %s, true)", (tok,))
-        return conn.execute(query).fetchone()[0] or []
+    return sub_with(conn, tok, query) or []
 
 
 def test_ordered_columns_decide_as_the_evaluator(issuer, rules, make_token):

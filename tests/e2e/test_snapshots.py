@@ -164,12 +164,27 @@ def test_repeatable_read_reloads_only_after_a_change(issuer, superuser, permit_d
         assert scans() - reloaded <= 1
 
 
+def import_then_check(snapshot: str, exporter: psycopg.Connection, b: psycopg.Connection, tok: str) -> None:
+    """Three REPEATABLE READ transactions of `b` import `snapshot` and resolve `tok` (each
+    keeps its own view); then the exporter ends, and `b`'s next transaction must refuse it."""
+    from psycopg import sql
+
+    for _ in range(3):
+        b.execute("begin isolation level repeatable read")
+        b.execute(sql.SQL("set transaction snapshot {}").format(sql.Literal(snapshot)))
+        b.execute("select set_config('oidc.token', %s, true)", (tok,))
+        b.execute("select oidc.token_status()")
+        b.execute("commit")
+    exporter.execute("commit")
+    with b.transaction():
+        b.execute("select set_config('oidc.token', %s, true)", (tok,))
+        assert b.execute("select oidc.token_status() ->> 'check'").fetchone()[0] == "revoked"
+
+
 def test_an_imported_old_snapshot_does_not_keep_a_revocation_out(issuer, superuser, make_token):
     """REPEATABLE READ transactions that import a snapshot older than a revocation keep their
     own view, but what they load never outlives them: the next transaction refuses."""
-    from psycopg import sql
-
-    from helpers import APP_ROLE, mint
+    from helpers import APP_ROLE
 
     superuser.execute("delete from oidc.revocations")
     tok = make_token(sub="alice", jti="imported-1")
@@ -178,16 +193,7 @@ def test_an_imported_old_snapshot_does_not_keep_a_revocation_out(issuer, superus
             old.execute("begin isolation level repeatable read")
             snapshot = old.execute("select pg_export_snapshot()").fetchone()[0]
             superuser.execute("select oidc.revoke_token(%s, 'imported-1', now() + interval '5 min')", (mint.ISSUER,))
-            for _ in range(3):
-                b.execute("begin isolation level repeatable read")
-                b.execute(sql.SQL("set transaction snapshot {}").format(sql.Literal(snapshot)))
-                b.execute("select set_config('oidc.token', %s, true)", (tok,))
-                b.execute("select oidc.token_status()")
-                b.execute("commit")
-            old.execute("commit")
-            with b.transaction():
-                b.execute("select set_config('oidc.token', %s, true)", (tok,))
-                assert b.execute("select oidc.token_status() ->> 'check'").fetchone()[0] == "revoked"
+            import_then_check(snapshot, old, b, tok)
     finally:
         superuser.execute("delete from oidc.revocations")
 
@@ -195,8 +201,6 @@ def test_an_imported_old_snapshot_does_not_keep_a_revocation_out(issuer, superus
 def test_a_snapshot_that_saw_the_revocation_running_does_not_keep_it_out(issuer, superuser, make_token):
     """The revoking transaction had its xid, and a later one committed, before the snapshot
     was exported: the snapshot's xmax is past the revocation, which it saw running."""
-    from psycopg import sql
-
     from helpers import APP_ROLE
 
     superuser.execute("delete from oidc.revocations")
@@ -210,15 +214,6 @@ def test_a_snapshot_that_saw_the_revocation_running_does_not_keep_it_out(issuer,
             old.execute("begin isolation level repeatable read")
             snapshot = old.execute("select pg_export_snapshot()").fetchone()[0]
             revoker.execute("commit")
-            for _ in range(3):
-                b.execute("begin isolation level repeatable read")
-                b.execute(sql.SQL("set transaction snapshot {}").format(sql.Literal(snapshot)))
-                b.execute("select set_config('oidc.token', %s, true)", (tok,))
-                b.execute("select oidc.token_status()")
-                b.execute("commit")
-            old.execute("commit")
-            with b.transaction():
-                b.execute("select set_config('oidc.token', %s, true)", (tok,))
-                assert b.execute("select oidc.token_status() ->> 'check'").fetchone()[0] == "revoked"
+            import_then_check(snapshot, old, b, tok)
     finally:
         superuser.execute("delete from oidc.revocations")
