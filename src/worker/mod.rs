@@ -62,6 +62,16 @@ pub struct Shared {
     requests: [Request; SLOTS],
 }
 
+impl Shared {
+    /// The live keys worker of database `db`, if any.
+    fn live(&self, db: u32) -> Option<Worker> {
+        self.workers
+            .iter()
+            .find(|w| w.db == db && alive(w.pid))
+            .copied()
+    }
+}
+
 // SAFETY: plain `Copy` data without pointers, the same in every process.
 unsafe impl PGRXSharedMemory for Shared {}
 
@@ -124,7 +134,7 @@ pub fn wake() {
     let db = unsafe { pg_sys::MyDatabaseId }.to_u32();
     let pid = {
         let mut s = SHARED.exclusive();
-        match s.workers.iter().find(|w| w.db == db && alive(w.pid)) {
+        match s.live(db) {
             Some(w) => w.pid,
             None => {
                 if !s.wanted.contains(&db) {
@@ -155,12 +165,7 @@ pub fn refresh_and_wait(issuer: &str) -> bool {
     let cooldown = settings::refresh_cooldown().as_secs() as i64;
     let (pid, round) = {
         let mut s = SHARED.exclusive();
-        let Some(w) = s
-            .workers
-            .iter()
-            .find(|w| w.db == db && alive(w.pid))
-            .copied()
-        else {
+        let Some(w) = s.live(db) else {
             return false;
         };
         // A request made while a round runs is served by the next one.
@@ -351,13 +356,7 @@ pub extern "C-unwind" fn oidc_launcher_main(_arg: pg_sys::Datum) {
                 queue.push_front(db);
             }
         }
-        let registered = |db: u32| {
-            SHARED
-                .share()
-                .workers
-                .iter()
-                .any(|w| w.db == db && alive(w.pid))
-        };
+        let registered = |db: u32| SHARED.share().live(db).is_some();
         // A keys worker that stopped (terminated, failed, or its database dropped the
         // extension) is probed again: a database without the extension is then not served.
         serving.retain(|db, w| {
