@@ -66,6 +66,8 @@ shared_preload_libraries = 'pg_oidc_authz'
 # The worker takes one slot per database with the extension, plus its launcher; parallel
 # queries need theirs.
 max_worker_processes = 16
+# Configuration changes held by prepared transactions (tests/e2e/test_sessions.py).
+max_prepared_transactions = 8
 # Logical replication between two databases of this cluster (tests/e2e/test_logical.py).
 wal_level = logical
 CONF

@@ -9,9 +9,9 @@
 //! What invalidates what:
 //! - [`settings::TOKEN_GENERATION`] (assign hooks on the token settings) → the current
 //!   token is resolved again (LRU lookup by SHA-256, verification on a miss);
-//! - [`trust::CONFIG_GENERATION`] (relcache invalidation of `oidc.issuers`) → the trust
+//! - [`trust::config_generation`] (relcache invalidation of `oidc.issuers`) → the trust
 //!   configuration is reloaded and every cached verification dropped;
-//! - [`trust::REVOCATION_GENERATION`] (of `oidc.revocations`) → the revocations are
+//! - [`trust::revocation_generation`] (of `oidc.revocations`) → the revocations are
 //!   reloaded and the current token checked against them again, from the cache: no
 //!   signature is verified again.
 //!
@@ -140,7 +140,7 @@ pub fn with_token<R>(f: impl FnOnce(&Entry) -> R) -> Result<Option<R>, Error> {
 #[inline]
 pub fn with_principal<R>(f: impl FnOnce(Option<&Entry>) -> R) -> Result<R, Error> {
     let token_generation = settings::TOKEN_GENERATION.load(Ordering::Relaxed);
-    let config_generation = trust::CONFIG_GENERATION.load(Ordering::Relaxed);
+    let config_generation = trust::config_generation();
     let mut f = Some(f);
     let fast = STATE.with_borrow(|s| {
         if !s.fresh(token_generation, config_generation) {
@@ -197,7 +197,7 @@ pub fn with_token_str(
 /// The current token's state, resolved again only when a generation counter moved.
 pub fn current() -> Current {
     let token_generation = settings::TOKEN_GENERATION.load(Ordering::Relaxed);
-    let config_generation = trust::CONFIG_GENERATION.load(Ordering::Relaxed);
+    let config_generation = trust::config_generation();
     let cached = STATE.with_borrow(|s| {
         if s.fresh(token_generation, config_generation) {
             s.current.clone()
@@ -222,7 +222,7 @@ impl State {
     fn fresh(&self, token_generation: u64, config_generation: u64) -> bool {
         self.token_generation == token_generation
             && self.config_generation == config_generation
-            && self.revocation_generation == trust::REVOCATION_GENERATION.load(Ordering::Relaxed)
+            && self.revocation_generation == trust::revocation_generation()
             && self.current.is_some()
             && settings::token_sources_watched()
     }
@@ -255,7 +255,7 @@ fn sync_revocations(revocation_generation: u64) {
 
 /// What is revoked, loaded at first use after a change.
 fn revocations() -> Rc<Revocations> {
-    sync_revocations(trust::REVOCATION_GENERATION.load(Ordering::Relaxed));
+    sync_revocations(trust::revocation_generation());
     if let Some(r) = STATE.with_borrow(|s| s.revocations.clone()) {
         return r;
     }
@@ -266,7 +266,7 @@ fn revocations() -> Rc<Revocations> {
 
 /// The trust configuration, loaded at first use after a change.
 pub fn trust() -> Rc<TrustConfig> {
-    sync_config(trust::CONFIG_GENERATION.load(Ordering::Relaxed));
+    sync_config(trust::config_generation());
     if let Some(t) = STATE.with_borrow(|s| s.trust.clone()) {
         return t;
     }
@@ -278,7 +278,7 @@ pub fn trust() -> Rc<TrustConfig> {
 
 /// The compiled rules, loaded at first use after a change.
 pub fn rules() -> Rc<RuleSet> {
-    sync_config(trust::CONFIG_GENERATION.load(Ordering::Relaxed));
+    sync_config(trust::config_generation());
     if let Some(r) = STATE.with_borrow(|s| s.rules.clone()) {
         return r;
     }
@@ -289,7 +289,7 @@ pub fn rules() -> Rc<RuleSet> {
 
 fn resolve(config_generation: u64) -> Current {
     sync_config(config_generation);
-    sync_revocations(trust::REVOCATION_GENERATION.load(Ordering::Relaxed));
+    sync_revocations(trust::revocation_generation());
     // A value that is not UTF-8 (a SQL_ASCII or LATIN1 database) is a present token that
     // cannot be decoded: refused, never taken for "no token".
     let undecodable = |source| Current::Invalid {

@@ -182,7 +182,7 @@ impl Prepared {
         Prepared {
             statement,
             token_generation: crate::settings::TOKEN_GENERATION.load(Ordering::Relaxed),
-            config_generation: crate::trust::CONFIG_GENERATION.load(Ordering::Relaxed),
+            config_generation: crate::trust::config_generation(),
             rules,
             context,
             matching,
@@ -197,7 +197,7 @@ impl Prepared {
             && settings::context_watched()
             && self.statement == context_key()
             && self.token_generation == crate::settings::TOKEN_GENERATION.load(Ordering::Relaxed)
-            && self.config_generation == crate::trust::CONFIG_GENERATION.load(Ordering::Relaxed)
+            && self.config_generation == crate::trust::config_generation()
     }
 }
 

@@ -6,6 +6,17 @@
 //! through the WAL, to hot standbys), where [`on_relcache_invalidation`] bumps
 //! [`CONFIG_GENERATION`]; each backend reloads at its next use, i.e. its next transaction.
 //! A full cache reset (relid 0) counts too.
+//!
+//! Postgres makes a commit visible to other snapshots a moment before it sends that
+//! commit's invalidations (`CommitTransaction`: `ProcArrayEndTransaction`, then
+//! `AtEOXact_Inval`; a standby's replay and `COMMIT PREPARED` do the same), so a
+//! transaction could see a change and still decide with the cache from before it. A writer
+//! therefore holds an ACCESS EXCLUSIVE lock on the view `oidc._config_sync` from just before
+//! its commit until after its invalidations are sent (it is released with the transaction's
+//! locks, and WAL-logged for standbys), and every transaction's first use of the cache
+//! tries a conditional ACCESS SHARE lock on it ([`config_generation`]): granted, any commit
+//! it can see has sent its invalidations, which the lock processes; refused, a writer is
+//! committing, and the configuration is read again. Nobody waits.
 
 use oidc_authz_core::rules::{RuleError, RuleSet};
 use oidc_authz_core::{ConfigError, TrustConfig};
@@ -14,11 +25,79 @@ use pgrx::{pg_sys, PgLogLevel, PgSqlErrorCode};
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-pub static CONFIG_GENERATION: AtomicU64 = AtomicU64::new(1);
+static CONFIG_GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// Bumped by a change of `oidc.revocations` alone: what is revoked is checked again, but
 /// the verified tokens stay cached (a burst of revocations verifies no signature again).
-pub static REVOCATION_GENERATION: AtomicU64 = AtomicU64::new(1);
+static REVOCATION_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// The oid of the view `oidc._config_sync` as the last load found it (0 before): the lock
+/// tag that orders readers after committing writers (see the module's documentation).
+static SYNC_RELATION: AtomicU32 = AtomicU32::new(0);
+
+/// Whether this transaction has synchronised with committing writers (reset at its end).
+static SYNCED: AtomicBool = AtomicBool::new(false);
+
+/// The sync view to lock just before this transaction commits (0: it changed nothing).
+static LOCK_BEFORE_COMMIT: AtomicU32 = AtomicU32::new(0);
+
+/// The configuration's generation: what is cached is current while it stays the same.
+#[inline]
+pub fn config_generation() -> u64 {
+    sync_with_committing_writers();
+    CONFIG_GENERATION.load(Ordering::Relaxed)
+}
+
+/// The revocations' generation (see [`config_generation`]).
+#[inline]
+pub fn revocation_generation() -> u64 {
+    sync_with_committing_writers();
+    REVOCATION_GENERATION.load(Ordering::Relaxed)
+}
+
+#[inline]
+fn sync_with_committing_writers() {
+    if !SYNCED.load(Ordering::Relaxed) {
+        sync_slow();
+    }
+}
+
+#[cold]
+fn sync_slow() {
+    let oid = SYNC_RELATION.load(Ordering::Relaxed);
+    // SAFETY: a read of the transaction state.
+    if oid == 0 || !unsafe { pg_sys::IsTransactionState() } {
+        return; // nothing loaded yet (a load reads the newest snapshot), or no transaction
+    }
+    SYNCED.store(true, Ordering::Relaxed);
+    let oid = pg_sys::Oid::from(oid);
+    // SAFETY: a conditional lock (never waits) on a relation oid of this database, released
+    // at once; granting it processes the invalidations sent meanwhile. The oid is only a
+    // lock tag: a view dropped since locks nothing that exists.
+    let granted = unsafe { pg_sys::ConditionalLockRelationOid(oid, pg_sys::AccessShareLock as _) };
+    if granted {
+        // SAFETY: releases the lock just taken.
+        unsafe { pg_sys::UnlockRelationOid(oid, pg_sys::AccessShareLock as _) };
+    } else {
+        // A writer is committing (or holds its change prepared): read everything again,
+        // under the newest snapshot; its invalidation, when it comes, reads it once more.
+        CONFIG_GENERATION.fetch_add(1, Ordering::Relaxed);
+        REVOCATION_GENERATION.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Before this transaction commits or is prepared: if it changed a configuration table,
+/// hold the sync view until its invalidations are sent (see the module's documentation).
+pub fn before_commit() {
+    let oid = LOCK_BEFORE_COMMIT.swap(0, Ordering::Relaxed);
+    if oid != 0 {
+        // SAFETY: in a transaction that is about to commit (or be prepared); the lock is
+        // released with the transaction's, after its invalidations are sent.
+        unsafe {
+            pg_sys::LockRelationOid(pg_sys::Oid::from(oid), pg_sys::AccessExclusiveLock as _)
+        };
+    }
+}
 
 /// OIDs of `oidc.issuers`, `oidc.rules` and `oidc.revocations` once seen; 0 before the
 /// first load.
@@ -131,6 +210,8 @@ static LOADED_UNDER_OLD_SNAPSHOT: AtomicBool = AtomicBool::new(false);
 
 /// Drops a configuration loaded under an old snapshot (see `lib.rs`'s transaction hook).
 pub fn at_transaction_end() {
+    SYNCED.store(false, Ordering::Relaxed);
+    LOCK_BEFORE_COMMIT.store(0, Ordering::Relaxed);
     INVALIDATIONS_AT_LAST_END.store(INVALIDATIONS.load(Ordering::Relaxed), Ordering::Relaxed);
     NEXT_XID_AT_LAST_END.store(next_xid(), Ordering::Relaxed);
     if LOADED_UNDER_OLD_SNAPSHOT.swap(false, Ordering::Relaxed) {
@@ -149,11 +230,20 @@ pub fn init() {
     };
 }
 
-/// Queues the invalidation that makes every backend reload; called by the table's trigger.
+/// Queues the invalidation that makes every backend reload, and the lock that orders it
+/// before the commit is used (see the module's documentation); called by the table's trigger.
 pub fn invalidate(relid: pg_sys::Oid) {
     // SAFETY: a plain catalog call; transactional (sent at commit, dropped at rollback).
     unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
+    if LOCK_BEFORE_COMMIT.load(Ordering::Relaxed) == 0 {
+        if let Some((oid, _, _)) = locate_relation(SYNC_VIEW, Relkind::View) {
+            LOCK_BEFORE_COMMIT.store(oid.to_u32(), Ordering::Relaxed);
+        }
+    }
 }
+
+/// The name of the lock-tag view inside the extension.
+const SYNC_VIEW: &str = "_config_sync";
 
 /// Restores the caller's identity when dropped, also when an error unwinds through it.
 struct AsOwner {
@@ -242,16 +332,26 @@ impl Table {
 /// is never read. Returns its oid, owner and qualified, quoted name; `None` when the
 /// extension is not created in this database.
 fn locate(table: Table) -> Option<(pg_sys::Oid, pg_sys::Oid, String)> {
-    locate_relation(table.relname())
+    locate_relation(table.relname(), Relkind::Table)
+}
+
+#[derive(Clone, Copy)]
+enum Relkind {
+    Table,
+    View,
 }
 
 /// The qualified, quoted name of the extension's own table `relname`, found by identity
 /// (see [`locate`]), for the worker's writes.
 pub fn extension_table(relname: &str) -> Option<String> {
-    locate_relation(relname).map(|(_, _, name)| name)
+    locate_relation(relname, Relkind::Table).map(|(_, _, name)| name)
 }
 
-fn locate_relation(relname: &str) -> Option<(pg_sys::Oid, pg_sys::Oid, String)> {
+fn locate_relation(relname: &str, kind: Relkind) -> Option<(pg_sys::Oid, pg_sys::Oid, String)> {
+    let relkind = match kind {
+        Relkind::Table => "r",
+        Relkind::View => "v",
+    };
     // SAFETY: a catalog lookup by a static name; missing_ok.
     let extension = unsafe { pg_sys::get_extension_oid(c"pg_oidc_authz".as_ptr(), true) };
     if extension == pg_sys::InvalidOid {
@@ -272,7 +372,7 @@ fn locate_relation(relname: &str) -> Option<(pg_sys::Oid, pg_sys::Oid, String)> 
                  and d.refobjid operator(pg_catalog.=) $2 \
                  and d.classid operator(pg_catalog.=) $3 \
                  and d.deptype operator(pg_catalog.=) 'e'::pg_catalog.\"char\" \
-                 and c.relkind operator(pg_catalog.=) 'r'::pg_catalog.\"char\" \
+                 and c.relkind operator(pg_catalog.=) $5::pg_catalog.\"char\" \
                  and c.relname operator(pg_catalog.=) $4::pg_catalog.name",
                 Some(1),
                 &[
@@ -280,6 +380,7 @@ fn locate_relation(relname: &str) -> Option<(pg_sys::Oid, pg_sys::Oid, String)> 
                     extension.into(),
                     pg_sys::RelationRelationId.into(),
                     relname.into(),
+                    relkind.into(),
                 ],
             )?
             .first();
@@ -363,6 +464,8 @@ fn read(table: Table) -> Vec<Value> {
         return Vec::new();
     };
     WATCHED[table as usize].store(oid.to_u32(), Ordering::Relaxed);
+    let sync = locate_relation(SYNC_VIEW, Relkind::View).map_or(0, |(oid, _, _)| oid.to_u32());
+    SYNC_RELATION.store(sync, Ordering::Relaxed);
     let _owner = AsOwner::switch(owner);
     Spi::connect(|client| {
         let mut rows = Vec::new();

@@ -167,3 +167,28 @@ def test_the_decision_audit_works_on_the_standby(issuer, replica, superuser, mak
         assert sorted((l["decision"], l["rows"]) for l in lines) == [("allow", 2), ("deny", 2)], lines
     finally:
         superuser.execute("delete from oidc.rules")
+
+
+def test_a_prepared_change_holds_the_standby_to_its_commit(issuer, replica, superuser, make_token):  # noqa: F811
+    """The writer's sync lock is WAL-logged: the standby's replay holds it from the change's
+    PREPARE until COMMIT PREPARED is replayed with its invalidations (test_commit_order.py)."""
+    replica.wait_for_replay()
+    tok = make_token()
+    with replica.connect(APP_ROLE) as standby, replica.connect() as observer:
+        assert sub_with(standby, tok) == "alice"
+        superuser.execute("begin")
+        superuser.execute("update oidc.issuers set enabled = false where issuer = %s", (mint.ISSUER,))
+        superuser.execute("prepare transaction 'e2e_standby_change'")
+        try:
+            replica.wait_for_replay()
+            held = observer.execute("select mode from pg_locks where granted and locktype = 'relation'"
+                                    " and relation = 'oidc._config_sync'::regclass").fetchall()
+            assert held == [("AccessExclusiveLock",)]
+            assert sub_with(standby, tok) == "alice", "a prepared change is not committed"
+            superuser.execute("commit prepared 'e2e_standby_change'")
+        finally:
+            if superuser.execute("select count(*) from pg_prepared_xacts where gid = 'e2e_standby_change'"
+                                 ).fetchone()[0]:
+                superuser.execute("rollback prepared 'e2e_standby_change'")
+        replica.wait_for_replay()
+        assert_rejected(standby, tok)
