@@ -8,7 +8,7 @@ PG_CONFIG := /usr/lib/postgresql/15/bin/pg_config
 PGTEST_DATA := /tmp/pg_oidc_authz/pgtest-data
 MAKEFLAGS += --no-print-directory
 
-.PHONY: setup install cluster-start cluster-stop test lint unit pgtest regress regress-update e2e demo bench equivalence
+.PHONY: setup install cluster-start cluster-stop test lint unit pgtest regress regress-update e2e demo bench equivalence differential
 
 setup:
 	"$(ROOT)"/scripts/setup.sh
@@ -79,3 +79,8 @@ bench:
 # A larger run of the residual equivalence corpus than `make test`'s (CASES, SEED to choose).
 equivalence:
 	cd "$(ROOT)" && RESIDUAL_CASES=$${CASES:-200000} RESIDUAL_SEED=$${SEED:-24301} cargo test --release -p oidc_authz_core --test residual -- --nocapture
+
+# A larger run of the differential test against PyJWT than `make test`'s (CASES, SEED to
+# choose), against the installed extension in the throwaway cluster.
+differential:
+	DIFFERENTIAL_CASES=$${CASES:-50000} DIFFERENTIAL_SEED=$${SEED:-7515} "$(ROOT)"/scripts/e2e.sh -k differential -s

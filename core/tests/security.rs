@@ -258,7 +258,11 @@ fn refused(row: Value, why: &str) -> TrustConfig {
     let (trust, errors) = TrustConfig::from_rows(&[row]);
     assert!(trust.is_empty(), "the row must be refused ({why})");
     assert_eq!(errors.len(), 1);
-    assert!(errors[0].0.contains(why), "`{}` lacks `{why}`", errors[0]);
+    assert!(
+        errors[0].to_string().contains(why),
+        "`{}` lacks `{why}`",
+        errors[0]
+    );
     assert_no_leak(&errors[0].to_string(), "");
     trust
 }
@@ -1015,6 +1019,23 @@ fn time_claims_must_be_numbers_in_range() {
         rs256(&claims_with("sub", Some(json!(42)))),
         TokenError::ClaimType("sub") => "claims"
     );
+    // So must `jti` and `sid`, which revocations match as strings: a token whose `jti` is
+    // a number could never be revoked (found by the differential test against PyJWT).
+    for (member, value) in [
+        ("jti", json!(42)),
+        ("jti", json!(["j"])),
+        ("jti", json!(null)),
+        ("sid", json!(7)),
+        ("sid", json!({"id": "s"})),
+    ] {
+        rejects!(
+            t,
+            rs256(&claims_with(member, Some(value))),
+            TokenError::ClaimType(c) if c == member => "claims"
+        );
+    }
+    accepted(&rs256(&claims_with("jti", Some(json!("j-1")))), &t);
+    accepted(&rs256(&claims_with("sid", Some(json!("s-1")))), &t);
 }
 
 // ---------------------------------------------------------------------------------------------

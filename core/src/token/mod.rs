@@ -266,6 +266,13 @@ pub fn verify_untimed(
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err(TokenError::ClaimType("sub")),
     };
+    // Revocations name a token by its `jti` and a session by its `sid`, both strings (RFC
+    // 7519 §4.1.7, OIDC Back-Channel Logout §2.4): one of another type could not be revoked.
+    for name in ["jti", "sid"] {
+        if map.get(name).is_some_and(|v| !v.is_string()) {
+            return Err(TokenError::ClaimType(name));
+        }
+    }
     check_audience(config, &map)?;
     let claims = Value::Object(map);
     Ok(Verified {
