@@ -131,6 +131,16 @@ CREATE FUNCTION oidc._rule(key text, want text, name text, value "any",
 RETURNS boolean
 STABLE PARALLEL SAFE
 LANGUAGE c AS 'MODULE_PATHNAME', 'oidc_rule_attributes';
+-- The actions the current principal may do on a resource (src/attrs.rs).
+CREATE FUNCTION oidc.allowed_actions(resource_type text, name text, value "any")
+RETURNS text[]
+STABLE PARALLEL SAFE
+LANGUAGE c AS 'MODULE_PATHNAME', 'oidc_allowed_actions_attributes';
+CREATE FUNCTION oidc.allowed_actions(resource_type text, name text, value "any",
+                                     VARIADIC more_attributes "any")
+RETURNS text[]
+STABLE PARALLEL SAFE
+LANGUAGE c AS 'MODULE_PATHNAME', 'oidc_allowed_actions_attributes';
 COMMENT ON FUNCTION oidc.allow(text, text, text, "any") IS
     'The decision for the current principal; the resource given as name/value pairs';
 COMMENT ON FUNCTION oidc.allow(text, text, text, "any", "any") IS
@@ -185,6 +195,49 @@ pub unsafe extern "C-unwind" fn oidc_allow_attributes(
             Ok(b) => pg_sys::Datum::from(b),
             Err(e) => e.raise(),
         }
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn pg_finfo_oidc_allowed_actions_attributes() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+/// `oidc.allowed_actions(resource_type, 'name', value, …)`: the actions the current
+/// principal may do on the resource (see [`policy::allowed_actions`]).
+///
+/// # Safety
+/// Called by Postgres' function manager with a valid `fcinfo` for the declaration above.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn oidc_allowed_actions_attributes(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: fcinfo is valid for this call; arguments are read per the declared signature.
+    unsafe {
+        let nargs = usize::try_from((*fcinfo).nargs).unwrap_or(0);
+        let args = (*fcinfo).args.as_slice(nargs);
+        let flinfo = (*fcinfo).flinfo;
+        if pg_sys::get_fn_expr_variadic(flinfo) {
+            attrs_error("pass the resource as name/value pairs, not as a VARIADIC array");
+        }
+        // A NULL resource type allows nothing (fails closed).
+        let actions = match args.first() {
+            Some(rt) if !rt.isnull => {
+                let resource_type = <&str>::from_datum(rt.value, false).unwrap_or("");
+                let layout = layout_from(flinfo, args, 1);
+                let resource = Attributes {
+                    args,
+                    layout: &layout,
+                };
+                policy::allowed_actions(resource_type, &resource).unwrap_or_else(|e| e.raise())
+            }
+            _ => Vec::new(),
+        };
+        actions
+            .into_datum()
+            .unwrap_or_else(|| crate::error::Error::Internal("an array of actions").raise())
     }
 }
 
@@ -255,6 +308,17 @@ fn attrs_error(msg: &str) -> ! {
 /// The call site's layout: cached in `fn_extra` when the names are constants (they are in
 /// any policy), else rebuilt for this call.
 unsafe fn layout(flinfo: *mut pg_sys::FmgrInfo, args: &[pg_sys::NullableDatum]) -> Rc<Layout> {
+    // SAFETY: per the caller.
+    unsafe { layout_from(flinfo, args, 2) }
+}
+
+/// [`layout`] for pairs from argument `first` on; a call site is kept for the decisions only
+/// when the two arguments before the pairs (the action and resource type) are constants.
+unsafe fn layout_from(
+    flinfo: *mut pg_sys::FmgrInfo,
+    args: &[pg_sys::NullableDatum],
+    first: usize,
+) -> Rc<Layout> {
     // SAFETY: fn_extra is ours; it holds an Rc<Layout> leaked into a pointer, released by
     // the reset callback of fn_mcxt, the context whose lifetime bounds the call site.
     unsafe {
@@ -265,7 +329,7 @@ unsafe fn layout(flinfo: *mut pg_sys::FmgrInfo, args: &[pg_sys::NullableDatum]) 
         }
         let mut attrs = Vec::new();
         let mut constant = true;
-        let mut i = 2;
+        let mut i = first;
         while i < args.len() {
             if i + 1 >= args.len() {
                 attrs_error("attributes must come in name/value pairs");
@@ -288,7 +352,7 @@ unsafe fn layout(flinfo: *mut pg_sys::FmgrInfo, args: &[pg_sys::NullableDatum]) 
             attrs.push((Rc::from(name.as_str()), i + 1, Kind::of(value_type)));
             i += 2;
         }
-        let fixed_request = arg_is_const(flinfo, 0) && arg_is_const(flinfo, 1);
+        let fixed_request = first == 2 && arg_is_const(flinfo, 0) && arg_is_const(flinfo, 1);
         let layout = Rc::new(Layout {
             attrs,
             site: (constant && fixed_request).then(|| RefCell::new(None)),

@@ -23,6 +23,10 @@ pub enum Error {
     /// A plan built from other rules than the current ones (a change processed during the
     /// statement): 40001, retry.
     StalePlan,
+    /// A refused row of `oidc.rule_tests`: 22023.
+    RuleTest(oidc_authz_core::rules::cases::RuleTestError),
+    /// A commit that would make gated rule tests fail (name, what went wrong): 23514.
+    RuleTestsFailed(Vec<(String, String)>),
     /// A bug: XX000.
     Internal(&'static str),
 }
@@ -70,6 +74,31 @@ impl Error {
                 "pg_oidc_authz",
             )
             .set_hint("run the statement again: it is planned with the new rules"),
+            Error::RuleTest(e) => ErrorReport::new(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("invalid {e}"),
+                "pg_oidc_authz",
+            ),
+            Error::RuleTestsFailed(failures) => {
+                let names: Vec<&str> = failures.iter().map(|(n, _)| n.as_str()).collect();
+                let detail: Vec<String> = failures
+                    .iter()
+                    .map(|(name, why)| format!("{name}: {why}"))
+                    .collect();
+                ErrorReport::new(
+                    PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
+                    format!(
+                        "the transaction makes {} gated rule test(s) fail: {}",
+                        failures.len(),
+                        names.join(", ")
+                    ),
+                    "pg_oidc_authz",
+                )
+                .set_detail(detail.join("\n"))
+                .set_hint(
+                    "nothing of it is stored; select * from oidc.test_rules() shows every test",
+                )
+            }
             Error::Internal(what) => ErrorReport::new(
                 PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
                 format!("pg_oidc_authz internal error: {what}"),

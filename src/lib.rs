@@ -18,6 +18,7 @@ mod log;
 mod policy;
 mod residual;
 mod revocation;
+mod rule_tests;
 mod settings;
 mod trust;
 mod worker;
@@ -47,6 +48,7 @@ unsafe extern "C-unwind" fn at_transaction_end(
 ) {
     use pg_sys::XactEvent::*;
     if matches!(event, XACT_EVENT_PRE_COMMIT | XACT_EVENT_PRE_PREPARE) {
+        rule_tests::before_commit(); // may refuse the commit: before the sync lock
         trust::before_commit();
     }
     if matches!(
@@ -59,6 +61,7 @@ unsafe extern "C-unwind" fn at_transaction_end(
     ) {
         audit::at_transaction_end();
         trust::at_transaction_end();
+        rule_tests::at_transaction_end();
         settings::at_transaction_end();
         worker::at_transaction_end(matches!(event, XACT_EVENT_COMMIT));
     }
@@ -308,6 +311,17 @@ GRANT EXECUTE ON FUNCTION oidc.lint(), oidc._lint_calls(), oidc.residual(text, t
 GRANT EXECUTE ON FUNCTION oidc._check_issuer_row(jsonb), oidc._invalidate_config(oid),
     oidc._issuer_row_json(oidc.issuers), oidc._check_rule_row(jsonb),
     oidc.replay(jsonb, text, text, jsonb, timestamptz) TO oidc_admin;
+
+-- Rule tests (src/rule_tests.rs): a change of the rules asks for the gate at commit.
+CREATE TRIGGER rules_gate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON oidc.rules
+    FOR EACH STATEMENT EXECUTE FUNCTION oidc._rule_tests_changed();
+REVOKE ALL ON oidc.rule_tests FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON oidc.rule_tests TO oidc_admin;
+REVOKE ALL ON FUNCTION oidc.test_rules(), oidc._check_rule_test_row(jsonb), oidc._gate_at_commit(),
+    oidc._rule_test_json(oidc.rule_tests), oidc._rule_test_validate(), oidc._rule_tests_changed() FROM PUBLIC;
+-- The triggers run as whoever writes the tables: their owner or an admin.
+GRANT EXECUTE ON FUNCTION oidc.test_rules(), oidc._check_rule_test_row(jsonb), oidc._gate_at_commit(),
+    oidc._rule_test_json(oidc.rule_tests) TO oidc_admin;
 "#,
     name = "issuers",
     finalize

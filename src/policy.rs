@@ -279,6 +279,27 @@ pub fn rule_value(
     })
 }
 
+/// `oidc.allowed_actions()`: the actions named by the rules for `resource_type` (or for
+/// every type) that the current principal is allowed on `resource`, sorted; each decided
+/// as `oidc.allow()` decides it. `*` is no action name: a rule for every action lists none.
+pub fn allowed_actions(resource_type: &str, resource: &dyn Resource) -> Result<Vec<String>, Error> {
+    let rules = cache::rules();
+    let mut candidates = std::collections::BTreeSet::new();
+    for i in 0..rules.len() {
+        let rule = rules.rule(i);
+        if rule.enabled && (rule.resource_type == resource_type || rule.resource_type == "*") {
+            candidates.extend(rule.actions.iter().filter(|a| a.as_str() != "*").cloned());
+        }
+    }
+    let mut allowed = Vec::new();
+    for action in candidates {
+        if decide(&Prepared::new(&action, resource_type), resource)? {
+            allowed.push(action);
+        }
+    }
+    Ok(allowed)
+}
+
 /// `oidc.explain()`: the decision for the current principal, with every matching rule.
 pub fn explain(action: &str, resource_type: &str, resource: &dyn Resource) -> Result<Value, Error> {
     let rules = cache::rules();

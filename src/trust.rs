@@ -18,8 +18,8 @@
 //! it can see has sent its invalidations, which the lock processes; refused, a writer is
 //! committing, and the configuration is read again. Nobody waits.
 
-use oidc_authz_core::rules::{RuleError, RuleSet};
-use oidc_authz_core::{ConfigError, TrustConfig};
+use oidc_authz_core::rules::RuleSet;
+use oidc_authz_core::TrustConfig;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgLogLevel, PgSqlErrorCode};
 use serde_json::Value;
@@ -284,6 +284,8 @@ enum Table {
     Issuers,
     Rules,
     Revocations,
+    /// Read by `oidc.test_rules()` and the gate only: no session caches it.
+    RuleTests,
 }
 
 impl Table {
@@ -292,6 +294,15 @@ impl Table {
             Table::Issuers => "oidc.issuers",
             Table::Rules => "oidc.rules",
             Table::Revocations => "oidc.revocations",
+            Table::RuleTests => "oidc.rule_tests",
+        }
+    }
+
+    /// Its slot in [`WATCHED`], for the tables sessions cache.
+    fn watched(self) -> Option<&'static AtomicU32> {
+        match self {
+            Table::Issuers | Table::Rules | Table::Revocations => WATCHED.get(self as usize),
+            Table::RuleTests => None,
         }
     }
 
@@ -301,6 +312,7 @@ impl Table {
             Table::Issuers => "issuers",
             Table::Rules => "rules",
             Table::Revocations => "revocations",
+            Table::RuleTests => "rule_tests",
         }
     }
 
@@ -317,6 +329,10 @@ impl Table {
             Table::Revocations => {
                 "(pg_catalog.to_jsonb(t) operator(pg_catalog.||) pg_catalog.jsonb_build_object(\
                  'issued_before_epoch', pg_catalog.date_part('epoch', t.issued_before)))::pg_catalog.text"
+            }
+            Table::RuleTests => {
+                "(pg_catalog.to_jsonb(t) operator(pg_catalog.||) pg_catalog.jsonb_build_object(\
+                 'at_epoch_us', (EXTRACT(epoch FROM t.at) operator(pg_catalog.*) 1000000)::pg_catalog.int8))::pg_catalog.text"
             }
         };
         format!(
@@ -463,7 +479,9 @@ fn read(table: Table) -> Vec<Value> {
     let Some((oid, owner, relation)) = locate(table) else {
         return Vec::new();
     };
-    WATCHED[table as usize].store(oid.to_u32(), Ordering::Relaxed);
+    if let Some(slot) = table.watched() {
+        slot.store(oid.to_u32(), Ordering::Relaxed);
+    }
     let sync = locate_relation(SYNC_VIEW, Relkind::View).map_or(0, |(oid, _, _)| oid.to_u32());
     SYNC_RELATION.store(sync, Ordering::Relaxed);
     let _owner = AsOwner::switch(owner);
@@ -525,7 +543,6 @@ fn report_invalid<E: std::fmt::Display>(table: Table, errors: &[E], consequence:
 /// The trusted issuers. Invalid rows are left out, so their tokens fail closed.
 pub fn load() -> TrustConfig {
     let (config, errors) = TrustConfig::from_rows(&read(Table::Issuers));
-    let errors: Vec<String> = errors.into_iter().map(|ConfigError(e)| e).collect();
     report_invalid(
         Table::Issuers,
         &errors,
@@ -538,7 +555,6 @@ pub fn load() -> TrustConfig {
 /// it may match (see [`RuleSet::from_rows`]).
 pub fn load_rules() -> RuleSet {
     let (rules, errors) = RuleSet::from_rows(&read(Table::Rules));
-    let errors: Vec<String> = errors.into_iter().map(|RuleError(e)| e).collect();
     report_invalid(
         Table::Rules,
         &errors,
@@ -547,12 +563,18 @@ pub fn load_rules() -> RuleSet {
     rules
 }
 
+/// The rows of `oidc.rule_tests`, as this transaction sees them, ordered by name.
+pub fn read_rule_tests() -> Vec<Value> {
+    let mut rows = read(Table::RuleTests);
+    rows.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    rows
+}
+
 /// What `oidc.revocations` revokes. A row that cannot be read (possible only with the
 /// table's constraints dropped) is reported; one revoking a subject then revokes all of it.
 pub fn load_revocations() -> oidc_authz_core::revocation::Revocations {
     use oidc_authz_core::revocation::Revocations;
     let (revocations, errors) = Revocations::from_rows(&read(Table::Revocations));
-    let errors: Vec<String> = errors.into_iter().map(|ConfigError(e)| e).collect();
     report_invalid(Table::Revocations, &errors, "is read as far as it can be");
     revocations
 }

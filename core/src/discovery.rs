@@ -32,6 +32,8 @@ impl fmt::Display for FetchError {
     }
 }
 
+impl std::error::Error for FetchError {}
+
 fn fail<T>(msg: impl Into<String>) -> Result<T, FetchError> {
     Err(FetchError(msg.into()))
 }
@@ -146,7 +148,7 @@ pub fn key_set(body: &[u8], algorithms: &[Alg]) -> Result<(Value, Vec<String>), 
         return fail("the key set holds a shared secret (kty oct): only public keys are fetched");
     }
     let keys = KeySet::from_jwks(&jwks, algorithms)
-        .map_err(|e| FetchError(format!("the key set is refused: {}", e.0)))?;
+        .map_err(|e| FetchError(format!("the key set is refused: {e}")))?;
     if keys.keys.is_empty() {
         return fail("the key set holds no signature key");
     }

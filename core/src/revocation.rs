@@ -66,10 +66,7 @@ impl Revocations {
             let kind = text("kind").and_then(Kind::parse);
             let (Some(kind), Some(issuer), Some(value)) = (kind, text("issuer"), text("value"))
             else {
-                errors.push(ConfigError(
-                    "a revocation needs a kind (token, subject, session), an issuer and a value"
-                        .into(),
-                ));
+                errors.push(ConfigError::IncompleteRevocation);
                 continue;
             };
             let key = (issuer.to_string(), value.to_string());
@@ -97,9 +94,7 @@ impl Revocations {
                     let before = match row.get("issued_before_epoch").and_then(Value::as_f64) {
                         Some(f) if f.is_finite() => f,
                         _ => {
-                            errors.push(ConfigError(
-                                "a subject revocation without a finite issued_before revokes every token of the subject".into(),
-                            ));
+                            errors.push(ConfigError::RevocationWithoutInstant);
                             f64::INFINITY
                         }
                     };

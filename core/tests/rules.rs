@@ -212,7 +212,7 @@ fn bad_conditions_are_refused_with_their_position() {
     ] {
         let row = json!({"name": "r", "effect": "permit", "actions": ["read"], "resource_type": "d", "condition": condition});
         let (_, errors) = RuleSet::from_rows(&[row]);
-        let text = errors.first().map(|e| e.0.clone()).unwrap_or_default();
+        let text = errors.first().map(|e| e.to_string()).unwrap_or_default();
         assert!(text.contains(message), "{condition:?}: {text}");
         assert!(
             text.contains(&format!("at line {line}, column {column}")),

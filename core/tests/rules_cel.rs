@@ -108,7 +108,7 @@ fn run(w: &World, source: &str) -> Result<Result<Val, String>, String> {
         context: &w.context,
         resource: &w.resource,
     };
-    Ok(program.evaluate(&req).map_err(|e| e.0))
+    Ok(program.evaluate(&req).map_err(|e| e.to_string()))
 }
 
 /// The cases that do not give what they want, described.

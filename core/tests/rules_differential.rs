@@ -71,7 +71,7 @@ fn ours(expr: &str, w: &World) -> Ours {
     };
     match program.evaluate(&req) {
         Ok(v) => Ours::Value(v),
-        Err(e) => Ours::Failed(e.0),
+        Err(e) => Ours::Failed(e.to_string()),
     }
 }
 

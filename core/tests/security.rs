@@ -1031,7 +1031,7 @@ fn time_claims_must_be_numbers_in_range() {
         rejects!(
             t,
             rs256(&claims_with(member, Some(value))),
-            TokenError::ClaimType(c) if c == member => "claims"
+            TokenError::ClaimType(c) if *c == member => "claims"
         );
     }
     accepted(&rs256(&claims_with("jti", Some(json!("j-1")))), &t);

@@ -75,7 +75,7 @@ impl std::fmt::Display for Outcome {
 fn run(jwks: &Value, jws: &Value) -> Outcome {
     let keys = match KeySet::from_jwks(jwks, &Alg::ALL) {
         Ok(keys) => keys,
-        Err(e) => return Outcome::KeySetRefused(e.0),
+        Err(e) => return Outcome::KeySetRefused(e.to_string()),
     };
     // The "JsonSerialization" test stores a JSON-serialized JWS, an object: hand its text over,
     // as a caller would receive it.

@@ -61,3 +61,31 @@ insert into oidc.rules (name, effect, actions, resource_type, condition, descrip
 ('business-hours', 'forbid', '{create,update,delete}', 'document',
  'context.time.getDayOfWeek("Europe/Berlin") in [0, 6] || context.time.getHours("Europe/Berlin") < 8 || context.time.getHours("Europe/Berlin") >= 18',
  'Writes only on weekdays, 08:00 to 18:00 Berlin time');
+
+-- The decisions these rules must keep (`select * from oidc.test_rules()` runs them): a
+-- transaction that changes the rules or the tests so that one of them fails is refused at
+-- commit, and nothing of it is stored. Writes are pinned to fixed times (`at`): the
+-- business-hours rule decides by the clock.
+insert into oidc.rule_tests (name, claims, action, resource_type, resource, at, expect, expect_rule, description) values
+('owner reads their document', '{"sub": "alice", "tenant": "acme"}', 'read', 'document',
+ '{"owner": "alice", "tenant": "acme", "labels": []}', null, 'allow', 'owner-access', null),
+('same sub in another tenant reads nothing', '{"sub": "alice", "tenant": "globex"}', 'read', 'document',
+ '{"owner": "alice", "tenant": "acme", "labels": []}', null, 'deny', null, 'tenants are apart even for one subject'),
+('tenant reader reads the tenant', '{"sub": "dave", "tenant": "acme", "scope": "documents:read-all"}', 'read', 'document',
+ '{"owner": "bob", "tenant": "acme", "labels": []}', null, 'allow', 'tenant-read', null),
+('the read-all scope stops at the tenant', '{"sub": "dave", "tenant": "globex", "scope": "documents:read-all"}', 'read', 'document',
+ '{"owner": "bob", "tenant": "acme", "labels": []}', null, 'deny', null, null),
+('a group label shares a document', '{"sub": "erin", "tenant": "acme", "groups": ["eng"]}', 'read', 'document',
+ '{"owner": "bob", "tenant": "acme", "labels": ["eng"]}', null, 'allow', 'label-sharing', null),
+('sharing is read-only', '{"sub": "erin", "tenant": "acme", "groups": ["eng"]}', 'update', 'document',
+ '{"owner": "bob", "tenant": "acme", "labels": ["eng"]}', '2024-03-06 10:00 Europe/Berlin', 'deny', null, null),
+('a suspended owner can do nothing', '{"sub": "alice", "tenant": "acme", "suspended": true}', 'read', 'document',
+ '{"owner": "alice", "tenant": "acme", "labels": []}', null, 'deny', 'suspended-users', null),
+('anonymous reads nothing', null, 'read', 'document',
+ '{"owner": "alice", "tenant": "acme", "labels": []}', null, 'deny', null, null),
+('owner edits on a weekday morning', '{"sub": "alice", "tenant": "acme"}', 'update', 'document',
+ '{"owner": "alice", "tenant": "acme", "labels": []}', '2024-03-06 10:00 Europe/Berlin', 'allow', 'owner-access', null),
+('no writes on a Sunday', '{"sub": "alice", "tenant": "acme"}', 'update', 'document',
+ '{"owner": "alice", "tenant": "acme", "labels": []}', '2024-03-10 10:00 Europe/Berlin', 'deny', 'business-hours', null),
+('no writes after 18:00', '{"sub": "alice", "tenant": "acme"}', 'create', 'document',
+ '{"owner": "alice", "tenant": "acme", "labels": []}', '2024-03-06 18:00 Europe/Berlin', 'deny', 'business-hours', null);

@@ -27,6 +27,21 @@ fn allow(
     }
 }
 
+/// The actions the current principal may do on `resource` (of `resource_type`): those the
+/// matching rules name that `allow` would grant, sorted. Empty for a NULL argument.
+#[pg_extern(stable, parallel_safe)]
+fn allowed_actions(
+    resource_type: Option<&str>,
+    resource: default!(Option<RawJsonb>, "'{}'"),
+) -> Vec<String> {
+    match (resource_type, resource) {
+        (Some(resource_type), Some(resource)) => {
+            policy::allowed_actions(resource_type, &resource).or_raise()
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// The decision with its reasons: the permits and forbids that held, the rules that did
 /// not, the errors, what the conditions read. Never contains the token. A NULL argument
 /// is a denial that says which argument was NULL.

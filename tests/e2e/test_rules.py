@@ -26,12 +26,18 @@ ROWS = [
 
 @pytest.fixture
 def documents(superuser, issuer):
+    superuser.execute("delete from oidc.rule_tests")
     superuser.execute("delete from oidc.rules")
     superuser.execute("drop table if exists documents")
     subprocess.run(
         ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", f"app_role={APP_ROLE}", "-d", DB, "-f", str(EXAMPLE)],
         check=True, timeout=60, capture_output=True,
     )
+    # The example's own rule tests, run once (test_the_example_ships_passing_rule_tests),
+    # then set aside: the tests below change the rules.
+    EXAMPLE_RULE_TESTS[:] = superuser.execute(
+        "select name, passed, got from oidc.test_rules() order by name").fetchall()
+    superuser.execute("delete from oidc.rule_tests")
     with superuser.cursor() as cur:
         cur.executemany(
             "insert into documents (tenant, owner, title, labels) values (%s, %s, %s, %s)", ROWS
@@ -42,6 +48,15 @@ def documents(superuser, issuer):
     yield
     superuser.execute("drop table if exists documents")
     superuser.execute("delete from oidc.rules")
+
+
+EXAMPLE_RULE_TESTS: list[tuple] = []
+
+
+def test_the_example_ships_passing_rule_tests(documents):
+    assert len(EXAMPLE_RULE_TESTS) >= 10
+    assert [name for name, passed, _ in EXAMPLE_RULE_TESTS if not passed] == []
+    assert {got for _, _, got in EXAMPLE_RULE_TESTS} == {"allow", "deny"}
 
 
 def titles(conn, token) -> list[str]:
@@ -305,3 +320,35 @@ def test_infinite_timestamps_compare_as_the_ends_of_time(superuser, issuer):
         assert got == (False, True, False, True, "9999-12-31T23:59:59.999999999Z"), got
     finally:
         superuser.execute("delete from oidc.rules")
+
+
+def test_allowed_actions_agrees_with_allow_for_every_action(documents, superuser, make_token):
+    """For UIs that show or hide buttons: the actions `allow` grants, per principal and row,
+    in both resource forms; none for an anonymous caller, a NULL type or an unknown type."""
+    actions = ["create", "delete", "read", "update"]
+    principals = [
+        make_token(sub="alice", tenant="acme"),
+        make_token(sub="dave", tenant="acme", scope="documents:read-all"),
+        make_token(sub="erin", tenant="acme", groups=["eng"]),
+        make_token(sub="alice", tenant="acme", suspended=True),
+        None,
+    ]
+    pairs = "'owner', owner, 'tenant', tenant, 'labels', labels"
+    obj = "jsonb_build_object('owner', owner, 'tenant', tenant, 'labels', labels)"
+    checked = set()
+    for tok in principals:
+        with superuser.transaction():
+            if tok:
+                superuser.execute("select set_config('oidc.token', %s, true)", (tok,))
+            rows = superuser.execute(
+                f"select title, oidc.allowed_actions('document', {pairs}), oidc.allowed_actions('document', {obj}),"
+                f" array[{', '.join(f'oidc.allow({a!r}, {chr(39)}document{chr(39)}, {pairs})' for a in actions)}]"
+                " from (select * from documents) d order by title").fetchall()
+            # Every row (a superuser is not subject to RLS), decided per action above.
+            for title, by_pairs, by_object, allowed in rows:
+                expected = [a for a, ok in zip(actions, allowed) if ok]
+                assert by_pairs == expected and by_object == expected, (title, tok and tok[:20])
+                checked.add(tuple(expected))
+            assert superuser.execute("select oidc.allowed_actions(null), oidc.allowed_actions('nothing', '{}')"
+                               ).fetchone() == ([], [])
+    assert len(checked) >= 2, checked

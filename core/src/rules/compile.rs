@@ -30,6 +30,8 @@ impl fmt::Display for CompileError {
     }
 }
 
+impl std::error::Error for CompileError {}
+
 /// The variables a condition may use.
 pub const VARIABLES: [&str; 5] = ["claims", "scopes", "roles", "resource", "context"];
 

@@ -3,29 +3,16 @@
 //! `&&`/`||` absorb an error when the other side decides (`false && error` is false), any
 //! other error propagates to the rule, which then fails closed.
 
+mod error;
 mod membership;
 
+pub use error::{Conversion, EvalError, EvalErrorKind};
 pub use membership::{str_in, strings_membership};
 
 use super::time::{self, NANOS};
 use super::value::{Map, Val};
 use std::cmp::Ordering;
-use std::fmt;
 use std::rc::Rc;
-
-/// Why a condition could not be evaluated (a missing attribute, a type mismatch, …).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EvalError(pub String);
-
-impl fmt::Display for EvalError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-fn err<T>(msg: impl Into<String>) -> Result<T, EvalError> {
-    Err(EvalError(msg.into()))
-}
 
 /// The attributes of the resource a decision is about, read lazily: a policy passes
 /// `jsonb_build_object(…)` per row, and only the fields a rule touches are converted.
@@ -97,7 +84,7 @@ pub(crate) fn eval_constant(node: &Node) -> Result<Val, String> {
         context: &null,
         resource: &NoResource,
     };
-    eval(node, &req, &mut Vec::new()).map_err(|e| e.0)
+    eval(node, &req, &mut Vec::new()).map_err(|e| e.to_string())
 }
 
 /// Deepest nesting of comprehensions and calls evaluated; the compiler already refuses
@@ -166,16 +153,7 @@ pub(crate) fn eval_counted(
 }
 
 fn out_of_steps<T>() -> Result<T, EvalError> {
-    err(format!(
-        "more than {MAX_STEPS} evaluation steps (macro iterations and list elements)"
-    ))
-}
-
-impl EvalError {
-    /// Whether this is the step budget running out, which nothing may absorb.
-    pub fn is_step_limit(&self) -> bool {
-        out_of_steps::<()>().is_err_and(|e| e == *self)
-    }
+    Err(EvalErrorKind::StepLimit.into())
 }
 
 struct Eval<'r, 'a> {
@@ -229,7 +207,7 @@ impl Eval<'_, '_> {
         }
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return err("expression nested too deeply");
+            return Err(EvalErrorKind::TooDeep.into());
         }
         let out = self.eval_inner(node, frame);
         self.depth -= 1;
@@ -239,7 +217,10 @@ impl Eval<'_, '_> {
     fn bool(&mut self, node: &Node, frame: &mut Frame) -> Result<bool, EvalError> {
         match self.eval(node, frame)? {
             Val::Bool(b) => Ok(b),
-            other => err(format!("expected bool, got {}", other.type_name())),
+            other => Err(EvalErrorKind::NotBool {
+                got: other.type_name(),
+            }
+            .into()),
         }
     }
 
@@ -253,7 +234,7 @@ impl Eval<'_, '_> {
             Node::Resource => self.whole(),
             Node::ResourceField(f) => match self.field(f) {
                 Some(v) => v,
-                None => return err(format!("no such key `{f}` in resource")),
+                None => return Err(EvalErrorKind::NoResourceField(f.to_string()).into()),
             },
             Node::HasResourceField(f) => Val::Bool(self.field(f).is_some()),
             Node::Local(slot) | Node::Accu(slot) => {
@@ -262,13 +243,24 @@ impl Eval<'_, '_> {
             Node::Select(operand, f) => match self.eval(operand, frame)? {
                 Val::Map(m) => match m.get(&**f) {
                     Some(v) => v.clone(),
-                    None => return err(format!("no such key `{f}`")),
+                    None => return Err(EvalErrorKind::NoSuchKey(Some(f.to_string())).into()),
                 },
-                other => return err(format!("cannot select `{f}` from a {}", other.type_name())),
+                other => {
+                    return Err(EvalErrorKind::CannotSelect {
+                        field: f.to_string(),
+                        from: other.type_name(),
+                    }
+                    .into())
+                }
             },
             Node::Has(operand, f) => match self.eval(operand, frame)? {
                 Val::Map(m) => Val::Bool(m.contains_key(&**f)),
-                other => return err(format!("has() needs a map, got {}", other.type_name())),
+                other => {
+                    return Err(EvalErrorKind::HasNeedsMap {
+                        got: other.type_name(),
+                    }
+                    .into())
+                }
             },
             Node::List(items) => {
                 let mut out = Vec::with_capacity(items.len());
@@ -281,15 +273,12 @@ impl Eval<'_, '_> {
                 let mut out = Map::new();
                 for (k, v) in entries {
                     let Val::Str(key) = self.eval(k, frame)? else {
-                        return err("map keys must be strings");
+                        return Err(EvalErrorKind::MapKeyNotString.into());
                     };
                     let value = self.eval(v, frame)?;
                     if out.insert(key, value).is_some() {
                         // The key may be data: name its expression, not its value.
-                        return err(match describe(k) {
-                            Some(k) => format!("duplicate map key `{k}`"),
-                            None => "duplicate map key".to_string(),
-                        });
+                        return Err(EvalErrorKind::DuplicateMapKey(describe(k)).into());
                     }
                 }
                 Val::Map(Rc::new(out))
@@ -325,14 +314,16 @@ impl Eval<'_, '_> {
                 Val::Bool(!matches!(self.eval(a, frame), Ok(Val::Bool(false))))
             }
             Node::Neg(a) => match self.eval(a, frame)? {
-                Val::Int(i) => Val::Int(
-                    i.checked_neg()
-                        .ok_or_else(|| EvalError("int overflow".into()))?,
-                ),
+                Val::Int(i) => Val::Int(i.checked_neg().ok_or(EvalErrorKind::NegationOverflow)?),
                 Val::Double(d) => Val::Double(-d),
                 // Not in the spec's overloads, but in cel-go's (`Duration.Negate`).
                 Val::Duration(d) => duration(-d)?,
-                other => return err(format!("no overload of `-` for {}", other.type_name())),
+                other => {
+                    return Err(EvalErrorKind::NoNegationOverload {
+                        operand: other.type_name(),
+                    }
+                    .into())
+                }
             },
             Node::Cond(c, a, b) => {
                 if self.bool(c, frame)? {
@@ -347,7 +338,7 @@ impl Eval<'_, '_> {
                 // (copying made a macro over n elements cost n²/2).
                 let b = self.eval(b, frame)?;
                 let Node::Accu(slot) = **a else {
-                    return err("malformed accumulator");
+                    return Err(EvalErrorKind::Internal("malformed accumulator").into());
                 };
                 let a = match frame.get_mut(slot) {
                     Some(v) => std::mem::replace(v, Ok(Val::Null))?,
@@ -461,7 +452,10 @@ impl<'v> Items<'v> {
         match range {
             Val::List(l) => Ok(Items::List(l.iter())),
             Val::Map(m) => Ok(Items::Keys(m.keys())),
-            other => err(format!("cannot iterate over a {}", other.type_name())),
+            other => Err(EvalErrorKind::NotIterable {
+                got: other.type_name(),
+            }
+            .into()),
         }
     }
 
@@ -523,11 +517,11 @@ fn binary(op: Op, a: &Val, b: &Val, steps: &mut usize) -> Result<Val, EvalError>
     let no = || binary_no_overload(op, a, b);
     let ord = |want: fn(Ordering) -> bool| match a.compare(b) {
         Some(o) => Ok(Val::Bool(want(o))),
-        None => err(format!(
-            "cannot compare {} with {}",
-            a.type_name(),
-            b.type_name()
-        )),
+        None => Err(EvalErrorKind::NotComparable {
+            left: a.type_name(),
+            right: b.type_name(),
+        }
+        .into()),
     };
     match op {
         Op::Eq => Ok(Val::Bool(equals_counted(a, b, steps))),
@@ -582,14 +576,18 @@ fn binary(op: Op, a: &Val, b: &Val, steps: &mut usize) -> Result<Val, EvalError>
             _ => no(),
         },
         Op::Div => match (a, b) {
-            (Val::Int(_), Val::Int(0)) | (Val::Uint(_), Val::Uint(0)) => err("division by zero"),
+            (Val::Int(_), Val::Int(0)) | (Val::Uint(_), Val::Uint(0)) => {
+                Err(EvalErrorKind::DivisionByZero.into())
+            }
             (Val::Int(x), Val::Int(y)) => x.checked_div(*y).map(Val::Int).ok_or_else(overflow),
             (Val::Uint(x), Val::Uint(y)) => Ok(Val::Uint(x / y)),
             (Val::Double(x), Val::Double(y)) => Ok(Val::Double(x / y)),
             _ => no(),
         },
         Op::Mod => match (a, b) {
-            (Val::Int(_), Val::Int(0)) | (Val::Uint(_), Val::Uint(0)) => err("modulus by zero"),
+            (Val::Int(_), Val::Int(0)) | (Val::Uint(_), Val::Uint(0)) => {
+                Err(EvalErrorKind::ModulusByZero.into())
+            }
             (Val::Int(x), Val::Int(y)) => x.checked_rem(*y).map(Val::Int).ok_or_else(overflow),
             (Val::Uint(x), Val::Uint(y)) => Ok(Val::Uint(x % y)),
             _ => no(),
@@ -612,25 +610,23 @@ fn index(a: &Val, b: &Val, key: Option<&str>) -> Result<Val, EvalError> {
                 .ok()
                 .and_then(|i| l.get(i))
                 .cloned()
-                .ok_or_else(|| match key {
-                    Some(k) => EvalError(format!("index `{k}` out of range")),
-                    None => EvalError("index out of range".into()),
-                })
+                .ok_or_else(|| EvalErrorKind::IndexOutOfRange(key.map(str::to_owned)).into())
         }
-        (Val::Map(m), Val::Str(k)) => m.get(&**k).cloned().ok_or_else(|| match key {
-            Some(k) => EvalError(format!("no such key `{k}`")),
-            None => EvalError("no such key".into()),
-        }),
+        (Val::Map(m), Val::Str(k)) => m
+            .get(&**k)
+            .cloned()
+            .ok_or_else(|| EvalErrorKind::NoSuchKey(key.map(str::to_owned)).into()),
         _ => binary_no_overload(Op::Index, a, b),
     }
 }
 
 fn binary_no_overload<T>(op: Op, a: &Val, b: &Val) -> Result<T, EvalError> {
-    err(format!(
-        "no overload of `{op:?}` for {} and {}",
-        a.type_name(),
-        b.type_name()
-    ))
+    Err(EvalErrorKind::NoOperatorOverload {
+        op,
+        left: a.type_name(),
+        right: b.type_name(),
+    }
+    .into())
 }
 
 /// The rule text an expression was written as, when it is a path (`resource.pin`,
@@ -682,11 +678,11 @@ fn named_call(f: Builtin, args: &[Node], e: EvalError) -> EvalError {
         }
         _ => format!("{}({})", name(f), shown.join(", ")),
     };
-    EvalError(format!("`{call}`: {}", e.0))
+    EvalErrorKind::InCall { call, error: e }.into()
 }
 
 fn overflow() -> EvalError {
-    EvalError("integer overflow".into())
+    EvalErrorKind::Overflow.into()
 }
 
 /// A duration, or the range error CEL's overflow rule asks for (an int64 of nanoseconds).
@@ -694,7 +690,7 @@ fn duration(ns: i128) -> Result<Val, EvalError> {
     if time::duration_in_range(ns) {
         Ok(Val::Duration(ns))
     } else {
-        err("duration out of range")
+        Err(EvalErrorKind::DurationOutOfRange.into())
     }
 }
 
@@ -702,20 +698,17 @@ fn timestamp(ns: i128) -> Result<Val, EvalError> {
     if time::in_range(ns) {
         Ok(Val::Timestamp(ns))
     } else {
-        err("timestamp out of range")
+        Err(EvalErrorKind::TimestampOutOfRange.into())
     }
 }
 
 fn call(f: Builtin, args: &[Val]) -> Result<Val, EvalError> {
     let no = || {
-        err(format!(
-            "no overload of `{}` for ({})",
-            name(f),
-            args.iter()
-                .map(Val::type_name)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
+        Err(EvalErrorKind::NoFunctionOverload {
+            function: name(f),
+            args: args.iter().map(Val::type_name).collect(),
+        }
+        .into())
     };
     let text = |i: usize| match args.get(i) {
         Some(Val::Str(s)) => Some(s.clone()),
@@ -746,9 +739,10 @@ fn call(f: Builtin, args: &[Val]) -> Result<Val, EvalError> {
             {
                 Ok(Val::Int(d.trunc() as i64))
             }
-            Some(Val::Str(s)) => s.parse().map(Val::Int).map_err(|_| {
-                EvalError("cannot convert a string to int (not an integer, or out of range)".into())
-            }),
+            Some(Val::Str(s)) => s
+                .parse()
+                .map(Val::Int)
+                .map_err(|_| EvalErrorKind::NotConvertible(Conversion::Int).into()),
             Some(Val::Timestamp(t)) => Ok(Val::Int(t.div_euclid(NANOS) as i64)),
             Some(Val::Double(_)) => Err(overflow()),
             _ => no(),
@@ -759,12 +753,10 @@ fn call(f: Builtin, args: &[Val]) -> Result<Val, EvalError> {
             Some(Val::Double(d)) if *d >= 0.0 && *d < 18_446_744_073_709_551_616.0 => {
                 Ok(Val::Uint(d.trunc() as u64))
             }
-            Some(Val::Str(s)) => s.parse().map(Val::Uint).map_err(|_| {
-                EvalError(
-                    "cannot convert a string to uint (not an unsigned integer, or out of range)"
-                        .into(),
-                )
-            }),
+            Some(Val::Str(s)) => s
+                .parse()
+                .map(Val::Uint)
+                .map_err(|_| EvalErrorKind::NotConvertible(Conversion::Uint).into()),
             Some(Val::Double(_)) => Err(overflow()),
             _ => no(),
         },
@@ -775,7 +767,7 @@ fn call(f: Builtin, args: &[Val]) -> Result<Val, EvalError> {
             Some(Val::Str(s)) => s
                 .parse()
                 .map(Val::Double)
-                .map_err(|_| EvalError("cannot convert a string to double (not a number)".into())),
+                .map_err(|_| EvalErrorKind::NotConvertible(Conversion::Double).into()),
             _ => no(),
         },
         Builtin::String => match args.first() {
@@ -794,24 +786,18 @@ fn call(f: Builtin, args: &[Val]) -> Result<Val, EvalError> {
             Some(Val::Str(s)) => match &**s {
                 "true" | "True" | "TRUE" | "t" | "1" => Ok(Val::Bool(true)),
                 "false" | "False" | "FALSE" | "f" | "0" => Ok(Val::Bool(false)),
-                _ => err(
-                    "cannot convert a string to bool (not `true`, `false` or a spelling of them)",
-                ),
+                _ => Err(EvalErrorKind::NotConvertible(Conversion::Bool).into()),
             },
             _ => no(),
         },
         Builtin::Timestamp => match args.first() {
-            Some(Val::Str(s)) => time::parse_timestamp(s)
-                .map(Val::Timestamp)
-                .map_err(EvalError),
+            Some(Val::Str(s)) => time::parse_timestamp(s).map(Val::Timestamp),
             Some(Val::Int(secs)) => timestamp(i128::from(*secs) * NANOS),
             Some(Val::Timestamp(t)) => Ok(Val::Timestamp(*t)),
             _ => no(),
         },
         Builtin::Duration => match args.first() {
-            Some(Val::Str(s)) => time::parse_duration(s)
-                .map(Val::Duration)
-                .map_err(EvalError),
+            Some(Val::Str(s)) => time::parse_duration(s).map(Val::Duration),
             Some(Val::Duration(d)) => Ok(Val::Duration(*d)),
             _ => no(),
         },
@@ -823,9 +809,7 @@ fn call(f: Builtin, args: &[Val]) -> Result<Val, EvalError> {
                 Some(_) => return no(),
             };
             match args.first() {
-                Some(Val::Timestamp(t)) => time::calendar(*t, field, tz.as_deref())
-                    .map(Val::Int)
-                    .map_err(EvalError),
+                Some(Val::Timestamp(t)) => time::calendar(*t, field, tz.as_deref()).map(Val::Int),
                 Some(Val::Duration(d)) if tz.is_none() => Ok(Val::Int(match field {
                     "getHours" => d / (3600 * NANOS),
                     "getMinutes" => d / (60 * NANOS),

@@ -7,6 +7,7 @@
 //! contain the request's action (or `*`).
 
 pub mod ast;
+pub mod cases;
 pub mod compile;
 pub mod eval;
 pub mod lint;
@@ -17,8 +18,8 @@ pub mod time;
 pub mod value;
 
 use crate::token::quote;
-use compile::{compile, Junction, Program};
-use eval::{EvalError, Request};
+use compile::{compile, CompileError, Junction, Program};
+use eval::{EvalError, EvalErrorKind, Request};
 use serde_json::{json, Value};
 use std::cell::Cell;
 use std::collections::BTreeSet;
@@ -42,11 +43,61 @@ impl Effect {
 
 /// Why a rule row was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleError(pub String);
+pub enum RuleError {
+    /// The row is not a JSON object.
+    NotAnObject,
+    /// The row has no usable `name`.
+    BadName,
+    /// The row named `rule` is refused for `problem`.
+    Rule { rule: String, problem: RuleProblem },
+}
+
+/// What is wrong with a named rule row (see [`RuleError::Rule`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleProblem {
+    BadEffect,
+    NoActions,
+    /// An action that is not a non-empty string.
+    BadAction,
+    BadResourceType,
+    /// A `condition` that is neither text nor null.
+    ConditionNotText,
+    /// The condition does not compile.
+    Condition(CompileError),
+}
 
 impl fmt::Display for RuleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            RuleError::NotAnObject => f.write_str("rule row must be a JSON object"),
+            RuleError::BadName => f.write_str("`name` must be a non-empty string"),
+            RuleError::Rule { rule, problem } => write!(f, "rule `{}`: {problem}", quote(rule)),
+        }
+    }
+}
+
+impl fmt::Display for RuleProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RuleProblem::BadEffect => "`effect` must be `permit` or `forbid`",
+            RuleProblem::NoActions => "`actions` must list at least one action (or `*`)",
+            RuleProblem::BadAction => "`actions` must hold non-empty strings",
+            RuleProblem::BadResourceType => "`resource_type` must be a non-empty string (or `*`)",
+            RuleProblem::ConditionNotText => "`condition` must be text",
+            RuleProblem::Condition(e) => return write!(f, "condition: {e}"),
+        })
+    }
+}
+
+impl std::error::Error for RuleError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RuleError::Rule {
+                problem: RuleProblem::Condition(e),
+                ..
+            } => Some(e),
+            _ => None,
+        }
     }
 }
 
@@ -87,46 +138,39 @@ fn fingerprint(row: &Value) -> u64 {
 impl Rule {
     /// Validates one `oidc.rules` row given as `to_jsonb(row)`; compiles its condition.
     pub fn from_row(row: &Value) -> Result<Rule, RuleError> {
-        let row = row
-            .as_object()
-            .ok_or_else(|| RuleError("rule row must be a JSON object".into()))?;
+        let row = row.as_object().ok_or(RuleError::NotAnObject)?;
         let name = match row.get("name") {
             Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-            _ => return Err(RuleError("`name` must be a non-empty string".into())),
+            _ => return Err(RuleError::BadName),
         };
-        let err = |m: String| RuleError(format!("rule `{}`: {m}", quote(&name)));
+        let err = |problem| RuleError::Rule {
+            rule: name.clone(),
+            problem,
+        };
         let effect = match row.get("effect").and_then(Value::as_str) {
             Some("permit") => Effect::Permit,
             Some("forbid") => Effect::Forbid,
-            _ => return Err(err("`effect` must be `permit` or `forbid`".into())),
+            _ => return Err(err(RuleProblem::BadEffect)),
         };
         let actions: Vec<String> = match row.get("actions") {
             Some(Value::Array(a)) if !a.is_empty() => a
                 .iter()
                 .map(|v| match v.as_str() {
                     Some(s) if !s.is_empty() => Ok(s.to_string()),
-                    _ => Err(err("`actions` must hold non-empty strings".into())),
+                    _ => Err(err(RuleProblem::BadAction)),
                 })
                 .collect::<Result<_, _>>()?,
-            _ => {
-                return Err(err(
-                    "`actions` must list at least one action (or `*`)".into()
-                ))
-            }
+            _ => return Err(err(RuleProblem::NoActions)),
         };
         let resource_type = match row.get("resource_type") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            _ => {
-                return Err(err(
-                    "`resource_type` must be a non-empty string (or `*`)".into()
-                ))
-            }
+            _ => return Err(err(RuleProblem::BadResourceType)),
         };
         let program = match row.get("condition") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if s.trim().is_empty() => None,
-            Some(Value::String(s)) => Some(compile(s).map_err(|e| err(format!("condition: {e}")))?),
-            Some(_) => return Err(err("`condition` must be text".into())),
+            Some(Value::String(s)) => Some(compile(s).map_err(|e| err(RuleProblem::Condition(e)))?),
+            Some(_) => return Err(err(RuleProblem::ConditionNotText)),
         };
         let enabled = row.get("enabled").and_then(Value::as_bool).unwrap_or(true);
         Ok(Rule {
@@ -188,19 +232,17 @@ impl Rule {
     /// Whether the condition holds: `Ok(true)`/`Ok(false)`, or why it could not be decided.
     pub fn evaluate(&self, req: &Request) -> Result<bool, EvalError> {
         if self.unloadable {
-            return Err(EvalError(
-                "the rule's row could not be loaded (invalid); as a forbid it holds".into(),
-            ));
+            return Err(EvalErrorKind::Unloadable.into());
         }
         let Some(program) = &self.program else {
             return Ok(true);
         };
         match program.evaluate(req)? {
             Val::Bool(b) => Ok(b),
-            other => Err(EvalError(format!(
-                "condition gave {}, not bool",
-                other.type_name()
-            ))),
+            other => Err(EvalErrorKind::ConditionNotBool {
+                got: other.type_name(),
+            }
+            .into()),
         }
     }
 
@@ -396,10 +438,10 @@ impl RuleSet {
             let varying = match program.evaluate_node(varying, req, m.memo_steps[i].get()).0 {
                 Err(e) if e.is_step_limit() => return rule.effect == Effect::Forbid,
                 Ok(Val::Bool(b)) => Ok(b),
-                Ok(other) => Err(EvalError(format!(
-                    "expected bool, got {}",
-                    other.type_name()
-                ))),
+                Ok(other) => Err(EvalErrorKind::NotBool {
+                    got: other.type_name(),
+                }
+                .into()),
                 Err(e) => Err(e),
             };
             let condition = match (fixed, varying) {
@@ -437,7 +479,7 @@ impl RuleSet {
                     if effect == Effect::Forbid {
                         ex.forbids.push(rule.name.clone());
                     }
-                    ex.errors.push((rule.name.clone(), effect, e.0));
+                    ex.errors.push((rule.name.clone(), effect, e.to_string()));
                 }
             }
         }
@@ -496,4 +538,132 @@ pub fn context(time_ns: i128, method: Option<&str>, path: Option<&str>) -> Val {
         m.insert("path".into(), Val::str(path));
     }
     Val::Map(std::rc::Rc::new(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    fn refused(row: Value) -> RuleError {
+        match Rule::from_row(&row) {
+            Ok(_) => panic!("{row} was accepted"),
+            Err(e) => e,
+        }
+    }
+
+    fn named(problem: RuleProblem) -> RuleError {
+        RuleError::Rule {
+            rule: "r".into(),
+            problem,
+        }
+    }
+
+    #[test]
+    fn each_refusal_has_its_variant_and_message() {
+        let row = |effect: Value, actions: Value, condition: Value| {
+            json!({"name": "r", "effect": effect, "actions": actions, "resource_type": "d",
+                   "condition": condition})
+        };
+        for (row, want, text) in [
+            (
+                json!(1),
+                RuleError::NotAnObject,
+                "rule row must be a JSON object",
+            ),
+            (
+                json!({"name": " "}),
+                RuleError::BadName,
+                "`name` must be a non-empty string",
+            ),
+            (
+                row(json!("allow"), json!(["read"]), Value::Null),
+                named(RuleProblem::BadEffect),
+                "rule `r`: `effect` must be `permit` or `forbid`",
+            ),
+            (
+                row(json!("permit"), json!([]), Value::Null),
+                named(RuleProblem::NoActions),
+                "rule `r`: `actions` must list at least one action (or `*`)",
+            ),
+            (
+                row(json!("permit"), json!([""]), Value::Null),
+                named(RuleProblem::BadAction),
+                "rule `r`: `actions` must hold non-empty strings",
+            ),
+            (
+                row(json!("permit"), json!(["read"]), json!(true)),
+                named(RuleProblem::ConditionNotText),
+                "rule `r`: `condition` must be text",
+            ),
+        ] {
+            let e = refused(row.clone());
+            assert_eq!(e, want, "{row}");
+            assert_eq!(e.to_string(), text, "{row}");
+            assert!(e.source().is_none(), "{row}");
+        }
+    }
+
+    #[test]
+    fn a_condition_that_does_not_compile_is_the_source() {
+        let e = refused(json!({"name": "r", "effect": "permit", "actions": ["read"],
+                               "resource_type": "d", "condition": "1 / 0 == 1"}));
+        let compiled = CompileError {
+            message: "division by zero".into(),
+            line: 1,
+            column: 3,
+        };
+        assert_eq!(e, named(RuleProblem::Condition(compiled.clone())));
+        assert_eq!(
+            e.to_string(),
+            "rule `r`: condition: division by zero at line 1, column 3"
+        );
+        let source = e.source().and_then(|s| s.downcast_ref::<CompileError>());
+        assert_eq!(source, Some(&compiled));
+    }
+
+    #[test]
+    fn evaluation_errors_of_a_rule() {
+        let rows = [
+            json!({"name": "broken", "effect": "forbid", "actions": 1}),
+            json!({"name": "int", "effect": "permit", "actions": ["read"], "resource_type": "d",
+                   "condition": "size(claims)"}),
+        ];
+        let (set, errors) = RuleSet::from_rows(&rows);
+        assert_eq!(errors.len(), 1);
+        let (null, claims) = (Val::Null, Val::from_json(&json!({"a": 1})));
+        let req = Request {
+            claims: &claims,
+            scopes: &null,
+            roles: &null,
+            context: &null,
+            resource: &null,
+        };
+        let rule = |name| set.by_name(name).map(|(_, r)| r).unwrap();
+        assert_eq!(
+            rule("broken").evaluate(&req),
+            Err(EvalErrorKind::Unloadable.into())
+        );
+        assert_eq!(
+            rule("int").evaluate(&req),
+            Err(EvalErrorKind::ConditionNotBool { got: "int" }.into())
+        );
+        let explained = set.explain("read", "d", &req);
+        assert_eq!(
+            explained.errors,
+            [
+                (
+                    "broken".to_string(),
+                    Effect::Forbid,
+                    "the rule's row could not be loaded (invalid); as a forbid it holds"
+                        .to_string()
+                ),
+                (
+                    "int".to_string(),
+                    Effect::Permit,
+                    "condition gave int, not bool".to_string()
+                )
+            ]
+        );
+    }
 }

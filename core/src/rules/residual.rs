@@ -30,7 +30,7 @@
 //! of steps and fail closed.
 
 use super::compile::Program;
-use super::eval::{self, Builtin, EvalError, Node, Op, Request};
+use super::eval::{self, Builtin, EvalError, EvalErrorKind, Node, Op, Request};
 use super::value::Val;
 use std::rc::Rc;
 
@@ -338,13 +338,16 @@ pub fn leaf_value(
     operand: impl Fn(&Operand) -> Result<Val, EvalError>,
     field: Option<Val>,
 ) -> Tri {
-    let missing = || Err(EvalError("no such attribute".into()));
+    let missing = || Err(EvalErrorKind::NoResourceField(leaf.attr().to_string()).into());
     let field = || field.clone().map_or_else(missing, Ok);
     let value = match leaf {
         Leaf::Has { .. } => Ok(Val::Bool(field().is_ok())),
         Leaf::Truthy { .. } => match field() {
             Ok(Val::Bool(b)) => Ok(Val::Bool(b)),
-            Ok(_) => Err(EvalError("not a bool".into())),
+            Ok(other) => Err(EvalErrorKind::NotBool {
+                got: other.type_name(),
+            }
+            .into()),
             Err(e) => Err(e),
         },
         Leaf::Compare { op, value, .. } => binary_of(op.op(), field(), operand(value)),
@@ -354,7 +357,11 @@ pub fn leaf_value(
         Leaf::StartsWith { prefix, .. } => match (field(), operand(prefix)) {
             (Ok(Val::Str(s)), Ok(Val::Str(p))) => Ok(Val::Bool(s.starts_with(&*p))),
             (Err(e), _) | (_, Err(e)) => Err(e),
-            _ => Err(EvalError("no overload".into())),
+            (Ok(s), Ok(p)) => Err(EvalErrorKind::NoFunctionOverload {
+                function: "startsWith",
+                args: vec![s.type_name(), p.type_name()],
+            }
+            .into()),
         },
     };
     Tri::of(&value)
@@ -374,7 +381,12 @@ fn overlaps(range: Result<Val, EvalError>, set: Result<Val, EvalError>) -> Resul
     let items: Vec<Val> = match &range {
         Val::List(l) => l.iter().cloned().collect(),
         Val::Map(m) => m.keys().map(|k| Val::Str(k.clone())).collect(),
-        _ => return Err(EvalError("cannot iterate".into())),
+        other => {
+            return Err(EvalErrorKind::NotIterable {
+                got: other.type_name(),
+            }
+            .into())
+        }
     };
     if items.is_empty() {
         return Ok(Val::Bool(false));
@@ -385,8 +397,13 @@ fn overlaps(range: Result<Val, EvalError>, set: Result<Val, EvalError>) -> Resul
         match eval::binary_values(Op::In, item, &set) {
             Ok(Val::Bool(true)) => return Ok(Val::Bool(true)),
             Ok(Val::Bool(false)) => {}
-            Ok(_) => {
-                error.get_or_insert(EvalError("not a bool".into()));
+            Ok(other) => {
+                error.get_or_insert(
+                    EvalErrorKind::NotBool {
+                        got: other.type_name(),
+                    }
+                    .into(),
+                );
             }
             Err(e) => {
                 error.get_or_insert(e);
@@ -406,10 +423,9 @@ impl Residual {
         field: &dyn Fn(&str) -> Option<Val>,
     ) -> Tri {
         let fixed_of = |f: Fixed| {
-            fixed
-                .get(f.0)
-                .cloned()
-                .unwrap_or(Err(EvalError("fixed".into())))
+            fixed.get(f.0).cloned().unwrap_or_else(|| {
+                Err(EvalErrorKind::Internal("no fixed value at this index").into())
+            })
         };
         match self {
             Residual::Fixed(f) => Tri::of(&fixed_of(*f)),

@@ -7,7 +7,7 @@
 //! text leaves out unless they decide (a leaf that is an error for this principal shows as
 //! `NULL`).
 
-use super::eval::EvalError;
+use super::eval::{EvalError, EvalErrorKind};
 use super::residual::{Cmp, Leaf, Operand, Residual, Tri};
 use super::value::Val;
 
@@ -31,7 +31,7 @@ fn fixed_value(fixed: &[Result<Val, EvalError>], i: usize) -> Result<Val, EvalEr
     fixed
         .get(i)
         .cloned()
-        .unwrap_or_else(|| Err(EvalError("missing".into())))
+        .unwrap_or_else(|| Err(EvalErrorKind::Internal("no fixed value at this index").into()))
 }
 
 fn part(r: &Residual, fixed: &[Result<Val, EvalError>]) -> Part {

@@ -234,7 +234,7 @@ impl Query {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::eval::binary_values;
+    use crate::rules::eval::{binary_values, EvalErrorKind};
 
     fn truth(op: Cmp, raw: i64, v: &Val, scale: Scale) -> Option<bool> {
         match binary_values(op.op(), &scale.val(raw), v) {
@@ -382,7 +382,7 @@ mod tests {
 
     #[test]
     fn an_error_value_is_an_error_everywhere() {
-        let e = Err(EvalError("x".into()));
+        let e = Err(EvalErrorKind::DivisionByZero.into());
         for op in OPS_ALL {
             assert_eq!(span(op, &e, Scale::Int), Span::Error);
         }

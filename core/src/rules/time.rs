@@ -1,6 +1,7 @@
 //! CEL timestamps and durations: parsing (`timestamp("…")`, `duration("…")`) and the
 //! calendar accessors (`getHours()`, `getDayOfWeek("Europe/Berlin")`, …).
 
+use super::eval::{EvalError, EvalErrorKind};
 use chrono::{DateTime, Datelike, FixedOffset, TimeZone, Timelike, Utc};
 
 pub const NANOS: i128 = 1_000_000_000;
@@ -22,14 +23,13 @@ pub fn in_range(ns: i128) -> bool {
 ///
 /// The errors here never quote the input: at evaluation it is data (a row's value) that
 /// the reader of the error may not be allowed to see. The caller names the expression.
-pub fn parse_timestamp(s: &str) -> Result<i128, String> {
-    let t = DateTime::parse_from_rfc3339(s)
-        .map_err(|_| "invalid timestamp string (not RFC 3339)".to_string())?;
+pub fn parse_timestamp(s: &str) -> Result<i128, EvalError> {
+    let t = DateTime::parse_from_rfc3339(s).map_err(|_| EvalErrorKind::InvalidTimestamp)?;
     let ns = i128::from(t.timestamp()) * NANOS + i128::from(t.timestamp_subsec_nanos());
     if in_range(ns) {
         Ok(ns)
     } else {
-        Err("timestamp out of range".to_string())
+        Err(EvalErrorKind::TimestampOutOfRange.into())
     }
 }
 
@@ -69,9 +69,9 @@ pub fn duration_in_range(ns: i128) -> bool {
 /// Go-style durations as CEL uses them: `90s`, `1h30m`, `-1.5h`, `250ms`, `1us`, `10ns`.
 /// Computed in integers, so `100000h1ns` keeps its nanosecond; fractions are truncated,
 /// as Go's `time.ParseDuration` does.
-pub fn parse_duration(s: &str) -> Result<i128, String> {
+pub fn parse_duration(s: &str) -> Result<i128, EvalError> {
     // Never quoting `s`, as `parse_timestamp`.
-    let bad = || "invalid duration string".to_string();
+    let bad = || EvalError::from(EvalErrorKind::InvalidDuration);
     let (neg, mut rest) = match s.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
@@ -113,7 +113,7 @@ pub fn parse_duration(s: &str) -> Result<i128, String> {
         let whole: i128 = if int_part.is_empty() {
             0
         } else if int_part.len() > 30 {
-            return Err("duration out of range".to_string());
+            return Err(EvalErrorKind::DurationOutOfRange.into());
         } else {
             int_part.parse().map_err(|_| bad())?
         };
@@ -129,25 +129,25 @@ pub fn parse_duration(s: &str) -> Result<i128, String> {
             .checked_mul(scale)
             .and_then(|w| w.checked_add(fraction))
             .and_then(|c| total.checked_add(c))
-            .ok_or_else(|| "duration out of range".to_string())?;
+            .ok_or(EvalErrorKind::DurationOutOfRange)?;
     }
     let ns = if neg { -total } else { total };
     if duration_in_range(ns) {
         Ok(ns)
     } else {
-        Err("duration out of range".to_string())
+        Err(EvalErrorKind::DurationOutOfRange.into())
     }
 }
 
 /// A calendar field of timestamp `ns`, in UTC or in time zone `tz` (an IANA name such as
 /// `Europe/Berlin`, or a fixed offset such as `+01:00`).
-pub fn calendar(ns: i128, field: &str, tz: Option<&str>) -> Result<i64, String> {
+pub fn calendar(ns: i128, field: &str, tz: Option<&str>) -> Result<i64, EvalError> {
     let secs = ns.div_euclid(NANOS) as i64;
     let sub = ns.rem_euclid(NANOS) as u32;
     let utc = Utc
         .timestamp_opt(secs, sub)
         .single()
-        .ok_or_else(|| "timestamp out of range".to_string())?;
+        .ok_or(EvalErrorKind::TimestampOutOfRange)?;
     match tz {
         None => Ok(field_of(&utc, field)),
         Some(name) => {
@@ -157,7 +157,7 @@ pub fn calendar(ns: i128, field: &str, tz: Option<&str>) -> Result<i64, String> 
                 Ok(field_of(&utc.with_timezone(&offset), field))
             } else {
                 // `name` may be data: never quoted (the caller names the expression).
-                Err("unknown time zone".to_string())
+                Err(EvalErrorKind::UnknownTimeZone.into())
             }
         }
     }
@@ -223,7 +223,18 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(250_000_000));
         assert_eq!(parse_duration("0"), Ok(0));
         for bad in ["", "h", "1x", "1h-", "--1h", "1..2s"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
+            assert_eq!(
+                parse_duration(bad),
+                Err(EvalErrorKind::InvalidDuration.into()),
+                "{bad}"
+            );
+        }
+        for big in ["2562048h", "99999999999999999999999999999999h", "-2562048h"] {
+            assert_eq!(
+                parse_duration(big),
+                Err(EvalErrorKind::DurationOutOfRange.into()),
+                "{big}"
+            );
         }
     }
 
@@ -236,8 +247,18 @@ mod tests {
         assert_eq!(calendar(t, "getDayOfWeek", None), Ok(5)); // a Friday
         assert_eq!(calendar(t, "getMonth", None), Ok(10));
         assert_eq!(calendar(t, "getDate", None), Ok(27));
-        assert!(calendar(t, "getHours", Some("Mars/Olympus")).is_err());
+        assert_eq!(
+            calendar(t, "getHours", Some("Mars/Olympus")),
+            Err(EvalErrorKind::UnknownTimeZone.into())
+        );
         assert_eq!(format_timestamp(t), "2026-11-27T08:30:00Z");
-        assert!(parse_timestamp("2026-11-27").is_err());
+        assert_eq!(
+            parse_timestamp("2026-11-27"),
+            Err(EvalErrorKind::InvalidTimestamp.into())
+        );
+        assert_eq!(
+            parse_timestamp("0000-12-31T23:59:59Z"),
+            Err(EvalErrorKind::TimestampOutOfRange.into())
+        );
     }
 }

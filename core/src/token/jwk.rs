@@ -5,23 +5,15 @@
 //! signature key at all (`use`, `key_ops`), and whether it is strong enough. A token can
 //! only pick among these keys by exact `kid`.
 
+mod error;
+
+pub use error::{JwkError, KeyName, KeyProblem};
+
 use super::alg::{Alg, Family};
 use super::b64;
-use super::quote;
 use aws_lc_rs::hmac;
 use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
 use serde_json::{Map, Value};
-use std::fmt;
-
-/// Why a key set was refused. Names the key by `kid` (or position), never its material.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JwkError(pub String);
-
-impl fmt::Display for JwkError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// Members that only private keys carry (RFC 7518 §6.2.2, §6.3.2; RFC 8037 §2).
 const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
@@ -79,30 +71,26 @@ impl KeySet {
     /// the hash, a key `alg` that is unknown or contradicts the key, secret keys mixed with
     /// public keys, and a usable key that no allowed algorithm fits.
     pub fn from_jwks(jwks: &Value, allowed: &[Alg]) -> Result<KeySet, JwkError> {
-        let members = jwks
-            .as_object()
-            .ok_or_else(|| JwkError("jwks must be a JSON object with a `keys` array".into()))?;
+        let members = jwks.as_object().ok_or(JwkError::NotAKeySet)?;
         let list = members
             .get("keys")
             .and_then(Value::as_array)
-            .ok_or_else(|| JwkError("jwks must be a JSON object with a `keys` array".into()))?;
+            .ok_or(JwkError::NotAKeySet)?;
         let mut keys: Vec<Key> = Vec::with_capacity(list.len());
         let (mut secret, mut public) = (0, 0);
         for (i, jwk) in list.iter().enumerate() {
-            let obj = jwk
-                .as_object()
-                .ok_or_else(|| JwkError(format!("key {i} is not a JSON object")))?;
+            let obj = jwk.as_object().ok_or(JwkError::KeyNotAnObject(i))?;
             let name = key_name(obj, i);
             if let Some(kid) = obj.get("kid") {
                 let kid = kid
                     .as_str()
-                    .ok_or_else(|| JwkError(format!("{name}: `kid` must be a string")))?;
+                    .ok_or_else(|| name.refuse(KeyProblem::NotAString("kid")))?;
                 if keys.iter().any(|k| k.kid.as_deref() == Some(kid))
                     || list[..i]
                         .iter()
                         .any(|o| o.get("kid").and_then(Value::as_str) == Some(kid))
                 {
-                    return Err(JwkError(format!("duplicate kid `{}`", quote(kid))));
+                    return Err(JwkError::DuplicateKid(kid.to_owned()));
                 }
             }
             match obj.get("kty").and_then(Value::as_str) {
@@ -114,51 +102,47 @@ impl KeySet {
             }
         }
         if secret > 0 && public > 0 {
-            return Err(JwkError(
-                "jwks mixes shared secrets (`oct`) with public keys; configure them as separate issuers"
-                    .into(),
-            ));
+            return Err(JwkError::MixedSecretAndPublic);
         }
         Ok(KeySet { keys })
     }
 }
 
-fn key_name(obj: &Map<String, Value>, i: usize) -> String {
+fn key_name(obj: &Map<String, Value>, i: usize) -> KeyName {
     match obj.get("kid").and_then(Value::as_str) {
-        Some(kid) => format!("key `{}`", quote(kid)),
-        None => format!("key {i}"),
+        Some(kid) => KeyName::Kid(kid.to_owned()),
+        None => KeyName::Index(i),
     }
 }
 
 fn str_member<'a>(
     obj: &'a Map<String, Value>,
-    name: &str,
-    member: &str,
+    name: &KeyName,
+    member: &'static str,
 ) -> Result<Option<&'a str>, JwkError> {
     match obj.get(member) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(JwkError(format!("{name}: `{member}` must be a string"))),
+        Some(_) => Err(name.refuse(KeyProblem::NotAString(member))),
     }
 }
 
-fn bytes_member(obj: &Map<String, Value>, name: &str, member: &str) -> Result<Vec<u8>, JwkError> {
+fn bytes_member(
+    obj: &Map<String, Value>,
+    name: &KeyName,
+    member: &'static str,
+) -> Result<Vec<u8>, JwkError> {
     let text = str_member(obj, name, member)?
-        .ok_or_else(|| JwkError(format!("{name}: missing `{member}`")))?;
-    b64::decode(text).ok_or_else(|| JwkError(format!("{name}: `{member}` is not valid base64url")))
+        .ok_or_else(|| name.refuse(KeyProblem::MissingMember(member)))?;
+    b64::decode(text).ok_or_else(|| name.refuse(KeyProblem::NotBase64url(member)))
 }
 
 /// Whether the key is meant for verifying signatures; `None` means skip it.
-fn signature_key(obj: &Map<String, Value>, name: &str) -> Result<bool, JwkError> {
+fn signature_key(obj: &Map<String, Value>, name: &KeyName) -> Result<bool, JwkError> {
     let by_use = match str_member(obj, name, "use")? {
         None | Some("sig") => true,
         Some("enc") => false,
-        Some(other) => {
-            return Err(JwkError(format!(
-                "{name}: unknown `use` `{}`",
-                quote(other)
-            )))
-        }
+        Some(other) => return Err(name.refuse(KeyProblem::UnknownUse(other.to_owned()))),
     };
     let by_ops = match obj.get("key_ops") {
         None => true,
@@ -168,39 +152,35 @@ fn signature_key(obj: &Map<String, Value>, name: &str) -> Result<bool, JwkError>
                 match op.as_str() {
                     Some("verify") => verify = true,
                     Some(_) => {}
-                    None => return Err(JwkError(format!("{name}: `key_ops` must hold strings"))),
+                    None => return Err(name.refuse(KeyProblem::KeyOpsNotStrings)),
                 }
             }
             verify
         }
-        Some(_) => return Err(JwkError(format!("{name}: `key_ops` must be an array"))),
+        Some(_) => return Err(name.refuse(KeyProblem::KeyOpsNotAnArray)),
     };
     Ok(by_use && by_ops)
 }
 
 fn parse_key(
     obj: &Map<String, Value>,
-    name: &str,
+    name: &KeyName,
     allowed: &[Alg],
 ) -> Result<Option<Key>, JwkError> {
     if let Some(member) = PRIVATE_MEMBERS.iter().find(|m| obj.contains_key(**m)) {
-        return Err(JwkError(format!(
-            "{name} contains private key material (`{member}`); configure the public key only"
-        )));
+        return Err(name.refuse(KeyProblem::PrivateMaterial(member)));
     }
-    let kty =
-        str_member(obj, name, "kty")?.ok_or_else(|| JwkError(format!("{name}: missing `kty`")))?;
+    let kty = str_member(obj, name, "kty")?
+        .ok_or_else(|| name.refuse(KeyProblem::MissingMember("kty")))?;
     let pinned = match str_member(obj, name, "alg")? {
         None => None,
         // RFC 7520's P-521 example key spells ES512 as `ES521`; accept that spelling only in
         // a key, where it still pins the key to P-521 (and so is refused on other curves).
         Some("ES521") => Some(Alg::ES512),
-        Some(text) => Some(text.parse::<Alg>().map_err(|()| {
-            JwkError(format!(
-                "{name}: unknown or non-signature algorithm `{}`",
-                quote(text)
-            ))
-        })?),
+        Some(text) => Some(
+            text.parse::<Alg>()
+                .map_err(|()| name.refuse(KeyProblem::UnknownAlg(text.to_owned())))?,
+        ),
     };
     let family = match kty {
         "RSA" => Family::Rsa,
@@ -208,42 +188,25 @@ fn parse_key(
             Some("P-256") => Family::Ec("P-256"),
             Some("P-384") => Family::Ec("P-384"),
             Some("P-521") => Family::Ec("P-521"),
-            Some(other) => {
-                return Err(JwkError(format!(
-                    "{name}: unsupported curve `{}`",
-                    quote(other)
-                )))
-            }
-            None => return Err(JwkError(format!("{name}: missing `crv`"))),
+            Some(other) => return Err(name.refuse(KeyProblem::UnsupportedCurve(other.to_owned()))),
+            None => return Err(name.refuse(KeyProblem::MissingMember("crv"))),
         },
         "OKP" => match str_member(obj, name, "crv")? {
             Some("Ed25519") => Family::Ed25519,
-            Some(other) => {
-                return Err(JwkError(format!(
-                    "{name}: unsupported curve `{}`",
-                    quote(other)
-                )))
-            }
-            None => return Err(JwkError(format!("{name}: missing `crv`"))),
+            Some(other) => return Err(name.refuse(KeyProblem::UnsupportedCurve(other.to_owned()))),
+            None => return Err(name.refuse(KeyProblem::MissingMember("crv"))),
         },
         "oct" => Family::Hmac,
-        other => {
-            return Err(JwkError(format!(
-                "{name}: unsupported key type `{}`",
-                quote(other)
-            )))
-        }
+        other => return Err(name.refuse(KeyProblem::UnsupportedKeyType(other.to_owned()))),
     };
     if let Some(alg) = pinned {
         if alg.family() != family {
-            let key = match family {
+            let key_type = match family {
                 Family::Ec(crv) => format!("EC {crv}"),
                 Family::Ed25519 => "OKP Ed25519".to_string(),
                 _ => kty.to_string(),
             };
-            return Err(JwkError(format!(
-                "{name}: algorithm `{alg}` does not fit a key of type {key}"
-            )));
+            return Err(name.refuse(KeyProblem::AlgMismatch { alg, key_type }));
         }
     }
     // Validate the material even for keys that are then skipped, so a broken set is refused.
@@ -267,11 +230,11 @@ fn parse_key(
                 .map(|a| a.min_secret_len())
                 .min()
                 .unwrap_or(32);
-            return Err(JwkError(format!(
-                "{name}: HMAC secret is {} bytes; {} needs at least {need}",
-                k.len(),
-                pinned.map_or("HS256".to_string(), |a| a.to_string())
-            )));
+            return Err(name.refuse(KeyProblem::HmacTooShort {
+                len: k.len(),
+                alg: pinned.unwrap_or(Alg::HS256),
+                need,
+            }));
         }
     }
     let mut verifiers = Vec::new();
@@ -281,10 +244,9 @@ fn parse_key(
         }
     }
     if verifiers.is_empty() {
-        return Err(JwkError(format!(
-            "{name} ({}) fits none of the allowed algorithms",
-            material.describe(kty)
-        )));
+        return Err(name.refuse(KeyProblem::NoAllowedAlgorithm {
+            description: material.describe(kty),
+        }));
     }
     Ok(Some(Key {
         kid: obj.get("kid").and_then(Value::as_str).map(str::to_owned),
@@ -305,38 +267,34 @@ enum Material {
 }
 
 impl Material {
-    fn parse(obj: &Map<String, Value>, name: &str, family: Family) -> Result<Material, JwkError> {
+    fn parse(
+        obj: &Map<String, Value>,
+        name: &KeyName,
+        family: Family,
+    ) -> Result<Material, JwkError> {
         Ok(match family {
             Family::Rsa => {
                 let n = strip_zeros(bytes_member(obj, name, "n")?);
                 let e = strip_zeros(bytes_member(obj, name, "e")?);
                 let bits = bit_len(&n);
                 if bits < MIN_RSA_BITS {
-                    return Err(JwkError(format!(
-                        "{name}: RSA key of {bits} bits; at least {MIN_RSA_BITS} required"
-                    )));
+                    return Err(name.refuse(KeyProblem::RsaTooSmall { bits }));
                 }
                 if bits > MAX_RSA_BITS {
-                    return Err(JwkError(format!(
-                        "{name}: RSA key of {bits} bits; at most {MAX_RSA_BITS} supported"
-                    )));
+                    return Err(name.refuse(KeyProblem::RsaTooLarge { bits }));
                 }
                 let e_ok = !e.is_empty()
                     && e.len() <= 4
                     && e[e.len() - 1] & 1 == 1
                     && !(e.len() == 1 && e[0] < 3);
                 if !e_ok {
-                    return Err(JwkError(format!(
-                        "{name}: RSA public exponent must be odd, at least 3 and at most 32 bits"
-                    )));
+                    return Err(name.refuse(KeyProblem::RsaBadExponent));
                 }
                 if n[n.len() - 1] & 1 == 0 {
-                    return Err(JwkError(format!("{name}: RSA modulus is even")));
+                    return Err(name.refuse(KeyProblem::RsaEvenModulus));
                 }
                 if roca::is_vulnerable(&n) {
-                    return Err(JwkError(format!(
-                        "{name}: RSA modulus has the ROCA fingerprint (CVE-2017-15361); replace the key"
-                    )));
+                    return Err(name.refuse(KeyProblem::RsaRoca));
                 }
                 Material::Rsa { n, e }
             }
@@ -349,9 +307,7 @@ impl Material {
                 let x = bytes_member(obj, name, "x")?;
                 let y = bytes_member(obj, name, "y")?;
                 if x.len() != width || y.len() != width {
-                    return Err(JwkError(format!(
-                        "{name}: {crv} coordinates must be {width} bytes each"
-                    )));
+                    return Err(name.refuse(KeyProblem::EcCoordinateLength { crv, width }));
                 }
                 let mut point = Vec::with_capacity(1 + 2 * width);
                 point.push(4);
@@ -363,28 +319,28 @@ impl Material {
                     _ => &signature::ECDSA_P521_SHA512_FIXED,
                 };
                 ParsedPublicKey::new(check, &point)
-                    .map_err(|_| JwkError(format!("{name}: the point is not on curve {crv}")))?;
+                    .map_err(|_| name.refuse(KeyProblem::EcPointNotOnCurve { crv }))?;
                 Material::Ec(point)
             }
             Family::Ed25519 => {
                 let x = bytes_member(obj, name, "x")?;
                 if x.len() != 32 {
-                    return Err(JwkError(format!("{name}: Ed25519 `x` must be 32 bytes")));
+                    return Err(name.refuse(KeyProblem::Ed25519Length));
                 }
                 Material::Ed25519(x)
             }
             Family::Hmac => {
                 let k = bytes_member(obj, name, "k")?;
                 if k.is_empty() {
-                    return Err(JwkError(format!("{name}: HMAC secret is empty")));
+                    return Err(name.refuse(KeyProblem::HmacEmpty));
                 }
                 Material::Secret(k)
             }
         })
     }
 
-    fn verifier(&self, alg: Alg, name: &str) -> Result<Option<Verifier>, JwkError> {
-        let refused = |_| JwkError(format!("{name}: key refused by the crypto library"));
+    fn verifier(&self, alg: Alg, name: &KeyName) -> Result<Option<Verifier>, JwkError> {
+        let refused = |_| name.refuse(KeyProblem::CryptoRefused);
         Ok(Some(match self {
             Material::Rsa { n, e } => {
                 let params: &'static signature::RsaParameters = match alg {
@@ -507,7 +463,21 @@ mod tests {
         let e = set(json!([{"kty":"oct","k":k31,"kid":"a"}]), &Alg::ALL)
             .err()
             .unwrap();
-        assert!(e.0.contains("31 bytes"), "{e}");
+        assert_eq!(
+            e,
+            JwkError::Key {
+                key: KeyName::Kid("a".into()),
+                problem: KeyProblem::HmacTooShort {
+                    len: 31,
+                    alg: Alg::HS256,
+                    need: 32
+                }
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "key `a`: HMAC secret is 31 bytes; HS256 needs at least 32"
+        );
         let ks = set(json!([{"kty":"oct","k":k48,"kid":"a"}]), &Alg::ALL).unwrap();
         assert_eq!(
             ks.keys[0].algs().collect::<Vec<_>>(),
@@ -516,38 +486,101 @@ mod tests {
         let e = set(json!([{"kty":"oct","k":k48,"alg":"HS512"}]), &Alg::ALL)
             .err()
             .unwrap();
-        assert!(e.0.contains("HS512 needs at least 64"), "{e}");
+        assert_eq!(
+            e,
+            KeyName::Index(0).refuse(KeyProblem::HmacTooShort {
+                len: 48,
+                alg: Alg::HS512,
+                need: 64
+            })
+        );
     }
 
     #[test]
     fn shape_errors_are_refused() {
-        for (bad, why) in [
-            (json!({"kees": []}), "keys"),
-            (json!([]), "keys"),
-            (json!({"keys": [1]}), "not a JSON object"),
-            (json!({"keys": [{"kty":"oct","k":"AAAA","kid":5}]}), "kid"),
-            (json!({"keys": [{"kty":"XYZ"}]}), "unsupported key type"),
+        const K32: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc";
+        let key0 = |problem| KeyName::Index(0).refuse(problem);
+        for (bad, want, text) in [
+            (
+                json!({"kees": []}),
+                JwkError::NotAKeySet,
+                "jwks must be a JSON object with a `keys` array",
+            ),
+            (
+                json!([]),
+                JwkError::NotAKeySet,
+                "jwks must be a JSON object with a `keys` array",
+            ),
+            (
+                json!({"keys": [1]}),
+                JwkError::KeyNotAnObject(0),
+                "key 0 is not a JSON object",
+            ),
+            (
+                json!({"keys": [{"kty":"oct","k":"AAAA","kid":5}]}),
+                key0(KeyProblem::NotAString("kid")),
+                "key 0: `kid` must be a string",
+            ),
+            (
+                json!({"keys": [{"kty":"XYZ"}]}),
+                key0(KeyProblem::UnsupportedKeyType("XYZ".into())),
+                "key 0: unsupported key type `XYZ`",
+            ),
             (
                 json!({"keys": [{"kty":"OKP","crv":"Ed448","x":"AA"}]}),
-                "unsupported curve",
+                key0(KeyProblem::UnsupportedCurve("Ed448".into())),
+                "key 0: unsupported curve `Ed448`",
             ),
             (
                 json!({"keys": [{"kty":"EC","crv":"P-256","x":"AA","y":"AA","alg":"HS256"}]}),
-                "does not fit",
+                key0(KeyProblem::AlgMismatch {
+                    alg: Alg::HS256,
+                    key_type: "EC P-256".into(),
+                }),
+                "key 0: algorithm `HS256` does not fit a key of type EC P-256",
             ),
             (
-                json!({"keys": [{"kty":"EC","crv":"P-256","x":"AA","y":"AA","d":"AA"}]}),
-                "private key material",
+                json!({"keys": [{"kty":"EC","crv":"P-256","x":"AA","y":"AA","d":"AA","kid":"p"}]}),
+                KeyName::Kid("p".into()).refuse(KeyProblem::PrivateMaterial("d")),
+                "key `p` contains private key material (`d`); configure the public key only",
             ),
             (
                 json!({"keys": [{"kty":"oct","k":"AAAA","use":"wrap"}]}),
-                "unknown `use`",
+                key0(KeyProblem::UnknownUse("wrap".into())),
+                "key 0: unknown `use` `wrap`",
             ),
-            (json!({"keys": [{"kty":"oct","k":"A A"}]}), "base64url"),
+            (
+                json!({"keys": [{"kty":"oct","k":"A A"}]}),
+                key0(KeyProblem::NotBase64url("k")),
+                "key 0: `k` is not valid base64url",
+            ),
+            (
+                json!({"keys": [{"kty":"RSA","e":"AQAB","kid":"no-n"}]}),
+                KeyName::Kid("no-n".into()).refuse(KeyProblem::MissingMember("n")),
+                "key `no-n`: missing `n`",
+            ),
+            (
+                json!({"keys": [{"kty":"oct","k":K32,"kid":"a"},{"kty":"oct","k":K32,"kid":"a"}]}),
+                JwkError::DuplicateKid("a".into()),
+                "duplicate kid `a`",
+            ),
         ] {
             let e = KeySet::from_jwks(&bad, &Alg::ALL).err().unwrap();
-            assert!(e.0.contains(why), "{bad}: {e}");
+            assert_eq!(e, want, "{bad}");
+            assert_eq!(e.to_string(), text, "{bad}");
         }
+    }
+
+    #[test]
+    fn messages_quote_the_kid() {
+        let e = KeyName::Kid("a`b\n".into()).refuse(KeyProblem::RsaEvenModulus);
+        assert_eq!(e.to_string(), "key `a'b\\n`: RSA modulus is even");
+        let long = "k".repeat(100);
+        let e = JwkError::DuplicateKid(long);
+        assert_eq!(
+            e.to_string(),
+            format!("duplicate kid `{}…`", "k".repeat(64))
+        );
     }
 
     #[test]
@@ -557,7 +590,16 @@ mod tests {
         let e = set(json!([{"kty":"oct","k":k,"kid":"h"}]), &Alg::ASYMMETRIC)
             .err()
             .unwrap();
-        assert!(e.0.contains("fits none of the allowed algorithms"), "{e}");
+        assert_eq!(
+            e,
+            KeyName::Kid("h".into()).refuse(KeyProblem::NoAllowedAlgorithm {
+                description: "oct 32 bytes".into()
+            })
+        );
+        assert_eq!(
+            e.to_string(),
+            "key `h` (oct 32 bytes) fits none of the allowed algorithms"
+        );
     }
 
     #[test]

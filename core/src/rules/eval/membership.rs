@@ -5,7 +5,9 @@
 //! [`MAX_STEPS`]); a large list set is hashed ([`ListSet`]) so that `800 groups × 300 000
 //! labels` costs 300 800 steps at most, not their product.
 
-use super::{binary, err, list_contains, out_of_steps, Eval, EvalError, Frame, Items, Node, Op};
+use super::{
+    binary, list_contains, out_of_steps, Eval, EvalError, EvalErrorKind, Frame, Items, Node, Op,
+};
 use super::{Val, MAX_STEPS};
 use std::collections::HashSet;
 
@@ -125,10 +127,12 @@ fn str_in_counted(elem: &str, set: &Val, steps: &mut usize) -> Result<bool, Eval
             matches!(x, Val::Str(s) if &**s == elem)
         })),
         Val::Map(m) => Ok(m.contains_key(elem)),
-        other => err(format!(
-            "no overload of `In` for string and {}",
-            other.type_name()
-        )),
+        other => Err(EvalErrorKind::NoOperatorOverload {
+            op: Op::In,
+            left: "string",
+            right: other.type_name(),
+        }
+        .into()),
     }
 }
 
@@ -184,10 +188,12 @@ impl Eval<'_, '_> {
                 Ok(Val::Bool(b)) if b != all => return Ok(Val::Bool(b)),
                 Ok(Val::Bool(_)) => {}
                 Ok(other) => {
-                    error.get_or_insert(EvalError(format!(
-                        "expected bool, got {}",
-                        other.type_name()
-                    )));
+                    error.get_or_insert(
+                        EvalErrorKind::NotBool {
+                            got: other.type_name(),
+                        }
+                        .into(),
+                    );
                 }
                 Err(e) => {
                     error.get_or_insert(e);

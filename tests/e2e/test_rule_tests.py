@@ -1,0 +1,140 @@
+"""Rule tests (oidc.rule_tests, oidc.test_rules()) and the gate: a transaction that changes
+the rules or the tests so that a gated test fails is refused at commit and stores nothing;
+what it does in between is its own."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+from helpers import app_connect, mint
+
+PERMIT = ("insert into oidc.rules (name, effect, actions, resource_type, condition)"
+          " values ('owner', 'permit', '{read}', 'doc', 'resource.owner == claims.sub'),"
+          " ('readers', 'permit', '{read}', 'doc', '\"docs:read\" in scopes')")
+TEST = ("insert into oidc.rule_tests (name, claims, action, resource_type, resource, at, context, expect, expect_rule, gate)"
+        " values (%(name)s, %(claims)s, %(action)s, 'doc', %(resource)s, %(at)s, %(context)s, %(expect)s, %(rule)s, %(gate)s)")
+
+
+def add_test(conn, name, claims, expect, rule=None, *, action="read", resource=None, at=None, context=None,
+             gate=True):
+    conn.execute(TEST, {"name": name, "claims": Jsonb(claims) if claims is not None else None, "action": action,
+                        "resource": Jsonb(resource or {"owner": "alice"}), "at": at,
+                        "context": Jsonb(context) if context is not None else None, "expect": expect,
+                        "rule": rule, "gate": gate})
+
+
+@pytest.fixture
+def rules(superuser, issuer):
+    superuser.execute("delete from oidc.rule_tests")
+    superuser.execute("delete from oidc.rules")
+    superuser.execute(PERMIT)
+    with superuser.transaction():
+        add_test(superuser, "alice reads hers", {"sub": "alice"}, "allow", "owner")
+        add_test(superuser, "bob does not", {"sub": "bob"}, "deny")
+        add_test(superuser, "anonymous does not", None, "deny")
+    yield superuser
+    superuser.execute("delete from oidc.rule_tests")
+    superuser.execute("delete from oidc.rules")
+
+
+def results(conn) -> dict[str, tuple]:
+    return {r[0]: r[1:] for r in conn.execute(
+        "select name, passed, expected, got, deciding_rules from oidc.test_rules()").fetchall()}
+
+
+def state(conn) -> tuple:
+    return (conn.execute("select array_agg(name order by name) from oidc.rules").fetchone()[0],
+            conn.execute("select array_agg(name || ':' || expect order by name) from oidc.rule_tests").fetchone()[0])
+
+
+def test_the_tests_run_and_say_what_decided(rules):
+    assert results(rules) == {
+        "alice reads hers": (True, "allow by `owner`", "allow", ["owner"]),
+        "anonymous does not": (True, "deny", "deny", []),
+        "bob does not": (True, "deny", "deny", []),
+    }
+
+
+def test_a_breaking_rule_change_is_refused_at_commit_and_stores_nothing(rules):
+    before = state(rules)
+    with pytest.raises(psycopg.errors.CheckViolation) as refused:
+        rules.execute("insert into oidc.rules (name, effect, actions, resource_type) values ('stop', 'forbid', '{*}', '*')")
+    assert "alice reads hers" in str(refused.value)
+    assert "expected allow by `owner`, got deny by `stop`" in refused.value.diag.message_detail
+    for change in ("delete from oidc.rules where name = 'owner'", "truncate oidc.rules",
+                   "update oidc.rules set enabled = false", "update oidc.rules set condition = 'false'"):
+        with pytest.raises(psycopg.errors.CheckViolation):
+            rules.execute(change)
+    # Several statements: the commit is refused as a whole.
+    with pytest.raises(psycopg.errors.CheckViolation):
+        with rules.transaction():
+            rules.execute("insert into oidc.rule_tests (name, action, resource_type, expect) values ('new', 'read', 'doc', 'deny')")
+            rules.execute("update oidc.rules set condition = 'true' where name = 'owner'")
+    assert state(rules) == before
+
+
+def test_intermediate_states_are_the_transactions_own(rules):
+    with rules.transaction():
+        rules.execute("insert into oidc.rules (name, effect, actions, resource_type) values ('stop', 'forbid', '{*}', '*')")
+        assert results(rules)["alice reads hers"][0] is False  # failing for now
+        rules.execute("update oidc.rule_tests set expect = 'deny', expect_rule = 'stop' where name = 'alice reads hers'")
+    assert all(r[0] for r in results(rules).values())
+
+
+def test_a_failing_test_is_refused_unless_ungated(rules):
+    with pytest.raises(psycopg.errors.CheckViolation):
+        add_test(rules, "wrong", {"sub": "bob"}, "allow")
+    add_test(rules, "wrong, noted", {"sub": "bob"}, "allow", gate=False)
+    assert results(rules)["wrong, noted"][0] is False
+    # Ungated: later rule changes still commit.
+    rules.execute("update oidc.rules set description = 'x' where name = 'owner'")
+    with pytest.raises(psycopg.errors.CheckViolation):
+        rules.execute("update oidc.rule_tests set gate = true where name = 'wrong, noted'")
+
+
+def test_a_prepared_breaking_change_is_refused(rules):
+    rules.execute("begin")
+    rules.execute("delete from oidc.rules")
+    with pytest.raises(psycopg.errors.CheckViolation):
+        rules.execute("prepare transaction 'e2e_rule_gate'")
+    assert rules.execute("select count(*) from pg_prepared_xacts where gid = 'e2e_rule_gate'").fetchone()[0] == 0
+    assert state(rules)[0] == ["owner", "readers"]
+
+
+def test_scopes_times_and_context_decide_as_replay(rules):
+    """Scopes and roles mapped by the claims' issuer; `at` and the request's method."""
+    rules.execute("update oidc.issuers set scopes_claim = 'scp' where issuer = %s", (mint.ISSUER,))
+    rules.execute("insert into oidc.rules (name, effect, actions, resource_type, condition) values"
+                  " ('no-posts-at-night', 'forbid', '{*}', 'doc',"
+                  " 'context.method == \"POST\" && context.time.getHours() >= 22')")
+    add_test(rules, "scp maps to scopes", {"iss": mint.ISSUER, "sub": "x", "scp": ["docs:read"]}, "allow", "readers")
+    add_test(rules, "scope is not scp", {"iss": mint.ISSUER, "sub": "x", "scope": "docs:read"}, "deny")
+    add_test(rules, "unknown issuer: scope", {"iss": "https://nobody.test", "sub": "x", "scope": "docs:read"},
+             "allow", "readers")
+    add_test(rules, "post at night", {"sub": "alice"}, "deny", "no-posts-at-night",
+             at="2024-01-01 23:00+00", context={"method": "POST", "path": "/docs"})
+    add_test(rules, "get at night", {"sub": "alice"}, "allow", "owner",
+             at="2024-01-01 23:00+00", context={"method": "GET"})
+    assert all(r[0] for r in results(rules).values()), results(rules)
+    for name, claims, rows in [("scope", {"iss": mint.ISSUER, "sub": "x", "scope": "docs:read"}, "deny"),
+                               ("scp", {"iss": mint.ISSUER, "sub": "x", "scp": ["docs:read"]}, "allow")]:
+        replayed = rules.execute("select oidc.replay(%s, 'read', 'doc', '{\"owner\": \"alice\"}') ->> 'decision'",
+                                 (Jsonb(claims),)).fetchone()[0]
+        assert replayed == rows, name
+
+
+def test_rows_are_validated_and_admin_only(rules):
+    with pytest.raises(psycopg.errors.InvalidParameterValue) as refused:
+        add_test(rules, "bad context", {"sub": "a"}, "allow", context={"time": 1})
+    assert "`context` may hold only `method` and `path`" in str(refused.value)
+    with pytest.raises(psycopg.errors.InvalidParameterValue):
+        rules.execute("insert into oidc.rule_tests (name, action, resource_type, expect) values ('x', 'read', 'doc', 'maybe')")
+    with pytest.raises(psycopg.errors.InvalidParameterValue):
+        add_test(rules, "bad claims", [1], "allow")
+    with app_connect() as app:
+        for statement in ("select * from oidc.test_rules()", "select * from oidc.rule_tests",
+                          "insert into oidc.rule_tests (name, action, resource_type, expect) values ('x', 'r', 'd', 'deny')"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                app.execute(statement)
