@@ -227,7 +227,8 @@ fn decide(p: &Prepared, resource: &dyn Resource) -> Result<bool, Error> {
             p.rules
                 .decide(&p.matching, &request(inputs, &p.context, resource))
         });
-        if crate::settings::audit() {
+        let level = crate::settings::audit_level();
+        if level == settings::Audit::All || (level == settings::Audit::Deny && !verdict.allowed) {
             audit::record(audit::Decided {
                 statement: p.statement.0,
                 token_generation: p.token_generation,

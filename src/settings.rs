@@ -46,8 +46,42 @@ static HEADER_FALLBACK: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// `oidc.max_token_bytes` (superuser): longer tokens are refused before any decoding. Default 16384.
 static MAX_TOKEN_BYTES: GucSetting<i32> = GucSetting::<i32>::new(16 * 1024);
 
-/// `oidc.audit` (superuser): log each statement's distinct rule decisions. Default off.
-static AUDIT: GucSetting<bool> = GucSetting::<bool>::new(false);
+/// `oidc.audit` (superuser): which of each statement's distinct rule decisions are logged.
+/// Default off. `on` (and the other boolean spellings), its values before levels existed,
+/// still mean `all` and `off`.
+static AUDIT: GucSetting<Audit> = GucSetting::<Audit>::new(Audit::Off);
+
+#[derive(pgrx::PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Audit {
+    #[name = c"off"]
+    Off,
+    /// Denials only (an erroring forbid denies).
+    #[name = c"deny"]
+    Deny,
+    #[name = c"all"]
+    All,
+    #[name = c"on"]
+    #[hidden = true]
+    On,
+    #[name = c"true"]
+    #[hidden = true]
+    True,
+    #[name = c"yes"]
+    #[hidden = true]
+    Yes,
+    #[name = c"1"]
+    #[hidden = true]
+    One,
+    #[name = c"false"]
+    #[hidden = true]
+    False,
+    #[name = c"no"]
+    #[hidden = true]
+    No,
+    #[name = c"0"]
+    #[hidden = true]
+    Zero,
+}
 
 /// `oidc.residuals` (superuser): let the planner replace `oidc.allow()` pair calls by their
 /// rules' residual (index-friendly SQL). Default on; off keeps every call per row (and keeps
@@ -142,9 +176,9 @@ pub fn init() {
             None,
         );
     }
-    GucRegistry::define_bool_guc(
+    GucRegistry::define_enum_guc(
         c"oidc.audit",
-        c"Log each statement's distinct rule decisions (who, what, decision, rule, rows) as JSON lines.",
+        c"Log each statement's distinct rule decisions (who, what, decision, rule, rows) as JSON lines: off, deny (denials only) or all.",
         c"",
         &AUDIT,
         GucContext::Suset,
@@ -306,8 +340,18 @@ fn lossy(ptr: *const c_char) -> String {
         .into_owned()
 }
 
+/// Whether decisions are audited at all (then every decision is made per row).
 pub fn audit() -> bool {
-    AUDIT.get()
+    audit_level() != Audit::Off
+}
+
+/// The audit level, its boolean spellings folded into `off` and `all`.
+pub fn audit_level() -> Audit {
+    match AUDIT.get() {
+        Audit::Off | Audit::False | Audit::No | Audit::Zero => Audit::Off,
+        Audit::Deny => Audit::Deny,
+        Audit::All | Audit::On | Audit::True | Audit::Yes | Audit::One => Audit::All,
+    }
 }
 
 pub fn residuals() -> bool {

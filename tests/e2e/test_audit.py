@@ -1,6 +1,6 @@
-"""Decision audit: with `oidc.audit` on, each statement's distinct decisions reach the server
-log as one JSON line each (who, what, decision, deciding rule, rows) — never a line per row,
-never the token; off by default and superuser-only."""
+"""Decision audit: with `oidc.audit = all` (or `on`), each statement's distinct decisions reach
+the server log as one JSON line each (who, what, decision, deciding rule, rows) — never a line
+per row, never the token; `deny` logs denials only; off by default and superuser-only."""
 
 from __future__ import annotations
 
@@ -44,12 +44,12 @@ def audited(superuser, issuer):
     superuser.execute("delete from oidc.rules")
 
 
-def run_as_app(superuser, token: str, marker: str, audit: bool = True) -> int:
+def run_as_app(superuser, token: str, marker: str, audit: str | None = "on") -> int:
     """Decides over every row of docs (the superuser is not filtered by RLS), for the
-    principal of `token`."""
+    principal of `token`, with `oidc.audit` at `audit` (None: as configured)."""
     with superuser.transaction():
         if audit:
-            superuser.execute("set local oidc.audit = on")
+            superuser.execute(f"set local oidc.audit = '{audit}'")
         superuser.execute("set local log_min_messages = log")
         superuser.execute("select set_config('oidc.token', %s, true)", (token,))
         return superuser.execute(
@@ -82,8 +82,21 @@ def test_a_forbid_is_named_as_the_deciding_rule(audited, superuser, make_token):
 
 def test_off_by_default(audited, superuser, make_token):
     marker = audited
-    run_as_app(superuser, make_token(sub="alice"), marker, audit=False)
+    run_as_app(superuser, make_token(sub="alice"), marker, audit=None)
     assert audit_lines(marker, deadline=0.5) == []
+
+
+def test_the_deny_level_logs_denials_only(audited, superuser, make_token):
+    marker = audited
+    assert run_as_app(superuser, make_token(sub="alice"), marker, audit="deny") == 2
+    assert [(l["decision"], l["rule"], l["rows"]) for l in audit_lines(marker)] == [("deny", None, 2)]
+    assert run_as_app(superuser, make_token(sub="alice"), marker, audit="off") == 2
+    with superuser.transaction():
+        for value, shown in [("all", "all"), ("on", "on"), ("deny", "deny"), ("false", "false")]:
+            superuser.execute(f"set local oidc.audit = '{value}'")  # `all` is a keyword
+            assert superuser.execute("show oidc.audit").fetchone()[0] == shown
+        with pytest.raises(psycopg.errors.InvalidParameterValue):
+            superuser.execute("set local oidc.audit = loud")
 
 
 def test_a_plain_role_cannot_turn_it_off_or_on(app):
