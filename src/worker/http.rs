@@ -82,6 +82,10 @@ impl Client {
             .tls_config(self.agent_tls.clone())
             .build()
             .into();
+        // ureq resolves names on a thread of its own; with signals blocked here, that thread
+        // (and any other the call starts) inherits the mask, so that the postmaster's SIGHUP
+        // or SIGTERM is never handled off the main thread (pgrx aborts the process then).
+        let _blocked = SignalsBlocked::new();
         let mut resp = agent
             .get(url)
             .header("Accept", "application/json")
@@ -113,6 +117,34 @@ impl Client {
                 e => fail(format!("GET {url}: {}", describe(&e))),
             })?;
         Ok((body, cache_control))
+    }
+}
+
+/// Blocks every signal on this thread until dropped. Signals that arrive meanwhile stay
+/// pending and are handled, on this thread, once the mask is restored: at most the fetch's
+/// deadline (`oidc.fetch_timeout`) later.
+struct SignalsBlocked {
+    previous: libc::sigset_t,
+}
+
+impl SignalsBlocked {
+    fn new() -> SignalsBlocked {
+        // SAFETY: sigset_t is plain data; sigfillset and pthread_sigmask only write into the
+        // sets passed and this thread's mask.
+        unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            let mut previous: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut previous);
+            SignalsBlocked { previous }
+        }
+    }
+}
+
+impl Drop for SignalsBlocked {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by `new` on the same thread.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.previous, std::ptr::null_mut()) };
     }
 }
 

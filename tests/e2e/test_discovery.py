@@ -273,3 +273,31 @@ def test_a_database_owners_defaults_do_not_stop_the_worker(stub, superuser):
     finally:
         superuser.execute(sql.SQL("alter database {} reset default_transaction_read_only").format(ident))
         superuser.execute(sql.SQL("alter database {} reset statement_timeout").format(ident))
+
+
+def blocked_signals(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1], 16) for line in f if line.startswith("SigBlk:"))
+
+
+def test_signals_during_a_fetch_wait_for_the_worker_thread(stub, superuser):
+    """The HTTP client resolves names on threads of its own. A SIGHUP or SIGTERM handled on
+    one of them aborted the worker (pgrx refuses Postgres calls off the main thread), and the
+    postmaster restarted every backend: seen once in make test. While it fetches, the
+    worker blocks every signal, so threads started meanwhile inherit the mask; the signals
+    wait and are handled after the fetch."""
+    wait_for(lambda: fetched(superuser, stub.issuer, ["rs256"]), "the first fetch")
+    pid = wait_for(lambda: keys_worker(superuser), "a keys worker")
+    sighup, sigterm = 1 << (1 - 1), 1 << (15 - 1)
+    stub.mode = "timeout"
+    assert stub.stalled.wait(WAIT)
+    during = blocked_signals(pid)
+    for _ in range(20):
+        superuser.execute("select pg_reload_conf()")
+    assert during & sighup and during & sigterm, hex(during)
+    stub.mode = "ok"
+    wait_for(lambda: fetched(superuser, stub.issuer, ["rs256"]), "a fetch after the stall")
+    wait_for(lambda: not blocked_signals(pid) & sighup, "the worker's mask restored")
+    assert keys_worker(superuser) == pid, "the worker restarted: a signal killed it"
+    assert superuser.execute("select count(*) from pg_stat_activity where backend_type = 'pg_oidc_authz keys'"
+                             " and pid = %s", (pid,)).fetchone()[0] == 1
