@@ -27,6 +27,8 @@ pub enum Error {
     RuleTest(oidc_authz_core::rules::cases::RuleTestError),
     /// A commit that would make gated rule tests fail (name, what went wrong): 23514.
     RuleTestsFailed(Vec<(String, String)>),
+    /// A function argument out of its domain: 22023.
+    Argument(&'static str),
     /// A bug: XX000.
     Internal(&'static str),
 }
@@ -99,6 +101,11 @@ impl Error {
                     "nothing of it is stored; select * from oidc.test_rules() shows every test",
                 )
             }
+            Error::Argument(what) => ErrorReport::new(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                what,
+                "pg_oidc_authz",
+            ),
             Error::Internal(what) => ErrorReport::new(
                 PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
                 format!("pg_oidc_authz internal error: {what}"),

@@ -12,6 +12,7 @@ mod attrs;
 mod audit;
 mod cache;
 mod error;
+mod history;
 mod jsonb;
 mod lint;
 mod log;
@@ -304,13 +305,31 @@ GRANT USAGE ON SCHEMA oidc TO PUBLIC;
 REVOKE ALL ON FUNCTION oidc._check_issuer_row(jsonb), oidc._invalidate_config(oid),
     oidc._issuer_row_json(oidc.issuers), oidc._check_rule_row(jsonb),
     oidc._validate_row(), oidc._config_changed(),
-    oidc.replay(jsonb, text, text, jsonb, timestamptz) FROM PUBLIC;
+    oidc.replay(jsonb, text, text, jsonb, timestamptz, text) FROM PUBLIC;
 -- The lint reveals rules and policies: admins only.
 REVOKE ALL ON FUNCTION oidc.lint(), oidc._lint_calls(), oidc.residual(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION oidc.lint(), oidc._lint_calls(), oidc.residual(text, text) TO oidc_admin;
 GRANT EXECUTE ON FUNCTION oidc._check_issuer_row(jsonb), oidc._invalidate_config(oid),
     oidc._issuer_row_json(oidc.issuers), oidc._check_rule_row(jsonb),
-    oidc.replay(jsonb, text, text, jsonb, timestamptz) TO oidc_admin;
+    oidc.replay(jsonb, text, text, jsonb, timestamptz, text) TO oidc_admin;
+
+-- History (src/history.rs): every version of the rules and of the issuers' mapping; also
+-- for rows applied by logical replication.
+CREATE TRIGGER rules_history AFTER INSERT OR UPDATE OR DELETE ON oidc.rules
+    FOR EACH ROW EXECUTE FUNCTION oidc._rules_history();
+CREATE TRIGGER rules_history_truncated AFTER TRUNCATE ON oidc.rules
+    FOR EACH STATEMENT EXECUTE FUNCTION oidc._rules_history();
+CREATE TRIGGER issuers_history AFTER INSERT OR UPDATE OR DELETE ON oidc.issuers
+    FOR EACH ROW EXECUTE FUNCTION oidc._issuers_history();
+CREATE TRIGGER issuers_history_truncated AFTER TRUNCATE ON oidc.issuers
+    FOR EACH STATEMENT EXECUTE FUNCTION oidc._issuers_history();
+ALTER TABLE oidc.rules ENABLE ALWAYS TRIGGER rules_history;
+ALTER TABLE oidc.rules ENABLE ALWAYS TRIGGER rules_history_truncated;
+ALTER TABLE oidc.issuers ENABLE ALWAYS TRIGGER issuers_history;
+ALTER TABLE oidc.issuers ENABLE ALWAYS TRIGGER issuers_history_truncated;
+REVOKE ALL ON oidc.rules_history, oidc.issuers_history FROM PUBLIC;
+GRANT SELECT ON oidc.rules_history, oidc.issuers_history TO oidc_admin;
+REVOKE ALL ON FUNCTION oidc._rules_history(), oidc._issuers_history() FROM PUBLIC;
 
 -- Rule tests (src/rule_tests.rs): a change of the rules asks for the gate at commit.
 CREATE TRIGGER rules_gate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON oidc.rules

@@ -336,21 +336,41 @@ pub fn replay(
     resource_type: &str,
     resource: &dyn Resource,
     at: pg_sys::TimestampTz,
+    as_of: Option<pgrx::datum::TimestampWithTimeZone>,
 ) -> Value {
-    let rules = cache::rules();
-    let trust = cache::trust();
+    use oidc_authz_core::token::{roles_at, roles_of, scopes_at, scopes_of};
     let issuer = claims.get("iss").and_then(Value::as_str);
-    let config = issuer.and_then(|i| trust.issuer(i));
-    let inputs = Inputs::new(
-        claims,
-        &oidc_authz_core::token::scopes_of(claims, config),
-        &oidc_authz_core::token::roles_of(claims, config),
-    );
+    let (rules, inputs, configured) = match as_of {
+        None => {
+            let trust = cache::trust();
+            let config = issuer.and_then(|i| trust.issuer(i));
+            let inputs = Inputs::new(
+                claims,
+                &scopes_of(claims, config),
+                &roles_of(claims, config),
+            );
+            (cache::rules(), inputs, config.is_some())
+        }
+        Some(then) => {
+            let mapping = issuer.and_then(|i| crate::history::mapping_at(i, then));
+            let (scopes, roles) = match &mapping {
+                Some((s, r)) => (scopes_at(claims, s), roles_at(claims, r)),
+                None => (scopes_of(claims, None), roles_of(claims, None)),
+            };
+            let inputs = Inputs::new(claims, &scopes, &roles);
+            (
+                Rc::new(crate::history::rules_at(then)),
+                inputs,
+                mapping.is_some(),
+            )
+        }
+    };
     let context = context_val(timestamptz_ns(at), None, None);
     let ex = rules.explain(action, resource_type, &request(&inputs, &context, resource));
     let principal = json!({"issuer": issuer, "sub": claims.get("sub")});
     let mut out = report(ex, Some(principal), action, resource_type, &context);
-    out["issuer_configured"] = json!(config.is_some());
+    out["issuer_configured"] = json!(configured);
+    out["rules"] = json!(if as_of.is_some() { "at" } else { "current" });
     out
 }
 

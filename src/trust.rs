@@ -555,12 +555,50 @@ pub fn load() -> TrustConfig {
 /// it may match (see [`RuleSet::from_rows`]).
 pub fn load_rules() -> RuleSet {
     let (rules, errors) = RuleSet::from_rows(&read(Table::Rules));
+    report_invalid_rules(&errors);
+    rules
+}
+
+/// Reports rule rows that failed to load (see [`report_invalid`]); also for versions read
+/// from `oidc.rules_history`.
+pub fn report_invalid_rules(errors: &[oidc_authz_core::rules::RuleError]) {
     report_invalid(
         Table::Rules,
-        &errors,
+        errors,
         "cannot be evaluated (a permit grants nothing, a forbid denies what it may match)",
     );
-    rules
+}
+
+/// Rows of the extension's own table `relname` (found by identity), read by its owner:
+/// `query` builds the query from the table's quoted, qualified name; its `$1` is the
+/// table's oid (to be compared with `tableoid`), `$2` is `at`. The first column is the row
+/// as JSON text. Empty when the extension is not created in this database.
+pub fn read_at(
+    relname: &str,
+    query: impl FnOnce(&str) -> String,
+    at: pgrx::datum::TimestampWithTimeZone,
+) -> Vec<Value> {
+    let Some((oid, owner, relation)) = locate_relation(relname, Relkind::Table) else {
+        return Vec::new();
+    };
+    let _owner = AsOwner::switch(owner);
+    Spi::connect(|client| {
+        let mut rows = Vec::new();
+        for row in client.select(&query(&relation), None, &[oid.into(), at.into()])? {
+            if let Some(text) = row.get::<String>(1)? {
+                rows.push(serde_json::from_str(&text).unwrap_or(Value::Null));
+            }
+        }
+        Ok::<_, pgrx::spi::SpiError>(rows)
+    })
+    .unwrap_or_else(|e| {
+        pgrx::ereport!(
+            PgLogLevel::ERROR,
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("could not read oidc.{relname}: {e}")
+        );
+        unreachable!()
+    })
 }
 
 /// The rows of `oidc.rule_tests`, as this transaction sees them, ordered by name.

@@ -63,7 +63,9 @@ fn explain(
     })
 }
 
-/// The decision for `claims` at time `at`, without a token (admin only).
+/// The decision for `claims` at time `at`, without a token (admin only): by the rules and
+/// the issuers' scope and role mapping in force at `at` (`oidc.rules_history`), or by
+/// today's with `rules => 'current'` (what-if).
 #[pg_extern(stable, parallel_safe)]
 fn replay(
     claims: JsonB,
@@ -71,13 +73,21 @@ fn replay(
     resource_type: &str,
     resource: default!(RawJsonb, "'{}'"),
     at: default!(pgrx::datum::TimestampWithTimeZone, "now()"),
+    rules: default!(&str, "'at'"),
 ) -> JsonB {
+    let as_of = match rules {
+        "at" => Some(at),
+        "current" => None,
+        _ => Error::Argument("`rules` must be 'at' (the rules in force at `at`) or 'current'")
+            .raise(),
+    };
     JsonB(policy::replay(
         &claims.0,
         action,
         resource_type,
         &resource,
         at.into_inner(),
+        as_of,
     ))
 }
 

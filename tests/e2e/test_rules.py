@@ -142,7 +142,8 @@ def test_business_hours_by_replay_at_fixed_times(documents, superuser):
 
     def decision(at: str) -> dict:
         return superuser.execute(
-            "select oidc.replay(%s, 'update', 'document', %s, %s::timestamptz)", (claims, resource, at)
+            "select oidc.replay(%s, 'update', 'document', %s, %s::timestamptz, rules => 'current')",
+            (claims, resource, at)
         ).fetchone()[0]
 
     open_ = decision("2026-11-27T10:00:00+01:00")  # Friday 10:00 Berlin
@@ -315,7 +316,7 @@ def test_infinite_timestamps_compare_as_the_ends_of_time(superuser, issuer):
             " oidc.allow('read', 'doc', 'until', '-infinity'::timestamptz),"
             " oidc.allow('read', 'doc', 'until', '2999-01-01'::timestamptz),"
             " oidc.allow('read', 'doc', 'until', '2000-01-01'::timestamptz),"
-            " oidc.replay('{}', 'read', 'doc', '{\"until\": \"x\"}', 'infinity') ->> 'at'"
+            " oidc.replay('{}', 'read', 'doc', '{\"until\": \"x\"}', 'infinity', 'current') ->> 'at'"
         ).fetchone()
         assert got == (False, True, False, True, "9999-12-31T23:59:59.999999999Z"), got
     finally:

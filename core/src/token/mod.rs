@@ -426,6 +426,16 @@ pub fn roles_of(claims: &Value, config: Option<&IssuerConfig>) -> Vec<String> {
     )
 }
 
+/// The scopes of `claims` at the claim path `path` (an issuer's `scopes_claim`).
+pub fn scopes_at(claims: &Value, path: &str) -> Vec<String> {
+    strings_at(claims, path, true)
+}
+
+/// The roles of `claims` at the claim path `path` (an issuer's `roles_claim`).
+pub fn roles_at(claims: &Value, path: &str) -> Vec<String> {
+    strings_at(claims, path, false)
+}
+
 fn strings_at(claims: &Value, path: &str, split: bool) -> Vec<String> {
     match path::lookup(claims, path) {
         Some(Value::String(s)) if split => s.split_ascii_whitespace().map(str::to_owned).collect(),

@@ -85,15 +85,20 @@ delete from oidc.rules;
 select oidc.replay('{"sub": "bob"}', 'read', 'note', '{"owner": "bob"}');
 reset role;
 
--- replay: the same decision for given claims at a given time, without a token
+-- replay: the same decision for given claims at a given time, without a token; by
+-- today's rules (`rules => 'current'`: the rules above are younger than these instants)
 select oidc.replay('{"iss": "https://issuer.test", "sub": "carol", "realm_access": {"roles": ["editor"]}}',
-                   'read', 'note', '{"owner": "bob", "shared": true}', '2026-11-27 10:00:00+00');
+                   'read', 'note', '{"owner": "bob", "shared": true}', '2026-11-27 10:00:00+00', 'current');
 select oidc.replay('{"sub": "carol", "scope": "write"}', 'read', 'note', '{"owner": "team-y"}',
-                   '2030-01-01 00:00:00+00') ->> 'decision' as decision;
+                   '2030-01-01 00:00:00+00', 'current') ->> 'decision' as decision;
+-- by the rules in force then (oidc.rules_history): none yet in 2026-11-27, so nothing
+select oidc.replay('{"iss": "https://issuer.test", "sub": "carol", "realm_access": {"roles": ["editor"]}}',
+                   'read', 'note', '{"owner": "bob", "shared": true}', '2026-11-27 10:00:00+00') ->> 'decision' as decision;
+select oidc.replay('{"sub": "carol"}', 'read', 'note', '{}', now(), 'someday');
 -- an erroring forbid denies (fail closed), and explain names the error
 insert into oidc.rules (name, effect, actions, resource_type, condition)
 values ('unguarded', 'forbid', '{read}', 'note', 'resource.archived');
-select oidc.replay('{"sub": "alice"}', 'read', 'note', '{"owner": "alice"}', '2026-01-01') - 'at';
+select oidc.replay('{"sub": "alice"}', 'read', 'note', '{"owner": "alice"}', '2026-01-01', 'current') - 'at';
 -- PL/pgSQL expressions without a table keep the call (no residual: a simple expression
 -- runs without initplans)
 do $$
@@ -107,7 +112,7 @@ end
 $$;
 -- a change is seen by the next statement of this session
 delete from oidc.rules where name = 'unguarded';
-select oidc.replay('{"sub": "alice"}', 'read', 'note', '{"owner": "alice"}', '2026-01-01') ->> 'decision' as decision;
+select oidc.replay('{"sub": "alice"}', 'read', 'note', '{"owner": "alice"}', '2026-01-01', 'current') ->> 'decision' as decision;
 
 drop table notes;
 drop role rules_app, rules_owner;

@@ -88,8 +88,8 @@ select oidc.allow('read', 'thing', '{}'::jsonb) as read_denied,
 select oidc.explain('read', 'thing', '{}'::jsonb) - 'at' as explained;
 rollback;
 reset role;
--- (loaded once per change: no second warning here)
-select oidc.replay('{"sub": "alice"}', 'read', 'thing', '{}') ->> 'decision' as decision;
+-- (the session's rules are loaded once per change: no second warning here)
+select oidc.replay('{"sub": "alice"}', 'read', 'thing', '{}', now(), 'current') ->> 'decision' as decision;
 delete from oidc.rules where name = 'broken-forbid';
 -- an invalid forbid whose actions cannot be read either denies everything; an admin's
 -- warning says which row and why
