@@ -62,7 +62,8 @@ pub fn mapping_at(issuer: &str, at: TimestampWithTimeZone) -> Option<(String, St
 pgrx::extension_sql!(
     r#"
 -- Every version of every rule (admin only, append-only): in force from valid_from until
--- valid_to (NULL: still), as of the changing transaction's start (now()).
+-- valid_to (NULL: still), the instants the changes were written (clock_timestamp(): writers
+-- of one rule are serialised by its row lock, so versions never overlap).
 CREATE TABLE oidc.rules_history (
     name          text NOT NULL,
     effect        text NOT NULL,
@@ -102,7 +103,7 @@ CREATE FUNCTION oidc._rules_history() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
-        UPDATE oidc.rules_history SET valid_to = now(), ended_by = session_user WHERE valid_to IS NULL;
+        UPDATE oidc.rules_history SET valid_to = clock_timestamp(), ended_by = session_user WHERE valid_to IS NULL;
         RETURN NULL;
     END IF;
     IF TG_OP = 'UPDATE' AND (OLD.name, OLD.effect, OLD.actions, OLD.resource_type, OLD.condition,
@@ -112,16 +113,16 @@ BEGIN
         RETURN NULL;
     END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        UPDATE oidc.rules_history SET valid_to = now(), ended_by = session_user
+        UPDATE oidc.rules_history SET valid_to = clock_timestamp(), ended_by = session_user
          WHERE name = OLD.name AND valid_to IS NULL;
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        UPDATE oidc.rules_history SET valid_to = now(), ended_by = session_user
+        UPDATE oidc.rules_history SET valid_to = clock_timestamp(), ended_by = session_user
          WHERE name = NEW.name AND valid_to IS NULL;
         INSERT INTO oidc.rules_history (name, effect, actions, resource_type, condition, description,
                                         enabled, valid_from, changed_by)
         VALUES (NEW.name, NEW.effect, NEW.actions, NEW.resource_type, NEW.condition, NEW.description,
-                NEW.enabled, now(), session_user);
+                NEW.enabled, clock_timestamp(), session_user);
     END IF;
     RETURN NULL;
 END
@@ -130,7 +131,7 @@ CREATE FUNCTION oidc._issuers_history() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
-        UPDATE oidc.issuers_history SET valid_to = now(), ended_by = session_user WHERE valid_to IS NULL;
+        UPDATE oidc.issuers_history SET valid_to = clock_timestamp(), ended_by = session_user WHERE valid_to IS NULL;
         RETURN NULL;
     END IF;
     IF TG_OP = 'UPDATE' AND (OLD.issuer, OLD.scopes_claim, OLD.roles_claim, OLD.enabled)
@@ -138,14 +139,15 @@ BEGIN
         RETURN NULL;  -- keys and other columns: not what replay uses
     END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        UPDATE oidc.issuers_history SET valid_to = now(), ended_by = session_user
+        UPDATE oidc.issuers_history SET valid_to = clock_timestamp(), ended_by = session_user
          WHERE issuer = OLD.issuer AND valid_to IS NULL;
     END IF;
+    PERFORM oidc._gate_at_commit();  -- rule tests map scopes and roles by the issuer
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        UPDATE oidc.issuers_history SET valid_to = now(), ended_by = session_user
+        UPDATE oidc.issuers_history SET valid_to = clock_timestamp(), ended_by = session_user
          WHERE issuer = NEW.issuer AND valid_to IS NULL;
         INSERT INTO oidc.issuers_history (issuer, scopes_claim, roles_claim, enabled, valid_from, changed_by)
-        VALUES (NEW.issuer, NEW.scopes_claim, NEW.roles_claim, NEW.enabled, now(), session_user);
+        VALUES (NEW.issuer, NEW.scopes_claim, NEW.roles_claim, NEW.enabled, clock_timestamp(), session_user);
     END IF;
     RETURN NULL;
 END

@@ -49,8 +49,10 @@ unsafe extern "C-unwind" fn at_transaction_end(
 ) {
     use pg_sys::XactEvent::*;
     if matches!(event, XACT_EVENT_PRE_COMMIT | XACT_EVENT_PRE_PREPARE) {
-        rule_tests::before_commit(); // may refuse the commit: before the sync lock
+        // The commit-order lock first: it also serialises the rule-test gates of concurrent
+        // writers, each of which then sees what the others committed.
         trust::before_commit();
+        rule_tests::before_commit();
     }
     if matches!(
         event,
@@ -240,13 +242,6 @@ CREATE VIEW oidc.issuer_status AS
 COMMENT ON VIEW oidc.issuer_status IS 'Per issuer: discovery, the worker''s last attempt, success, error and next refresh, and the kids in use (oidc_admin)';
 SELECT oidc._worker_wake();  -- the worker starts serving this database after CREATE EXTENSION
 
--- A lock tag, never read: a transaction that changed issuers, rules or revocations holds
--- it ACCESS EXCLUSIVE from just before its commit until its invalidations are sent, and a
--- session's first use of its cached configuration in a transaction tries it (src/trust.rs).
--- A view, not a table, so that pg_dump does not lock it.
-CREATE VIEW oidc._config_sync AS SELECT NULL::pg_catalog.int4 AS unused WHERE false;
-COMMENT ON VIEW oidc._config_sync IS 'pg_oidc_authz: orders sessions after configuration commits (a lock tag; holding a lock on it delays configuration changes)';
-
 -- Also when rows arrive by logical replication (session_replication_role = replica): a
 -- subscriber validates them and its sessions reload.
 ALTER TABLE oidc.issuers ENABLE ALWAYS TRIGGER issuers_validate;
@@ -284,8 +279,7 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON oidc.issuers, oidc.rules, oidc.revocations, oidc._fetch_status, oidc.issuer_status,
-    oidc._config_sync FROM PUBLIC;
+REVOKE ALL ON oidc.issuers, oidc.rules, oidc.revocations, oidc._fetch_status, oidc.issuer_status FROM PUBLIC;
 GRANT SELECT ON oidc.issuer_status TO oidc_admin;
 -- The issuers trigger wakes the worker as whoever writes the table: its owner or an admin.
 REVOKE ALL ON FUNCTION oidc._worker_wake() FROM PUBLIC;

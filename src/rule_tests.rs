@@ -28,6 +28,7 @@ fn check_rule_test_row(row: JsonB) {
 #[pg_extern(volatile, parallel_unsafe, name = "_gate_at_commit")]
 fn gate_at_commit() {
     GATE_AT_COMMIT.store(true, Ordering::Relaxed);
+    trust::lock_at_commit(); // serialises the gates of concurrent writers
 }
 
 /// The time a test without `at` is decided at: the transaction's start, as `now()`.
@@ -141,7 +142,15 @@ pub fn before_commit() {
     if role == pg_sys::SESSION_REPLICATION_ROLE_REPLICA as i32 {
         return; // a subscriber's apply worker, a restore with triggers off: gated upstream
     }
-    let failures: Vec<(String, String)> = run_all()
+    // The newest snapshot (this transaction's changes, and what the writers before it, held
+    // off by the commit-order lock, committed), also under REPEATABLE READ, where pre-commit
+    // has no active snapshot at all.
+    // SAFETY: inside the committing transaction; popped below, or by abort cleanup.
+    unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetLatestSnapshot()) };
+    let ran = run_all();
+    // SAFETY: pops what was pushed above (an error in run_all aborts, which pops it).
+    unsafe { pg_sys::PopActiveSnapshot() };
+    let failures: Vec<(String, String)> = ran
         .into_iter()
         .filter(|r| r.gate && !matches!(&r.result, Ok((_, o)) if o.passed))
         .map(|Ran { name, result, .. }| {

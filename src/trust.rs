@@ -9,14 +9,16 @@
 //!
 //! Postgres makes a commit visible to other snapshots a moment before it sends that
 //! commit's invalidations (`CommitTransaction`: `ProcArrayEndTransaction`, then
-//! `AtEOXact_Inval`; a standby's replay and `COMMIT PREPARED` do the same), so a
-//! transaction could see a change and still decide with the cache from before it. A writer
-//! therefore holds an ACCESS EXCLUSIVE lock on the view `oidc._config_sync` from just before
-//! its commit until after its invalidations are sent (it is released with the transaction's
-//! locks, and WAL-logged for standbys), and every transaction's first use of the cache
-//! tries a conditional ACCESS SHARE lock on it ([`config_generation`]): granted, any commit
-//! it can see has sent its invalidations, which the lock processes; refused, a writer is
-//! committing, and the configuration is read again. Nobody waits.
+//! `AtEOXact_Inval`; `COMMIT PREPARED` does the same), so a transaction could see a change
+//! and still decide with the cache from before it. A writer therefore holds a lock of its own
+//! (an object lock on the extension with a sub-id no SQL command uses, so no other role can
+//! take it) ACCESS EXCLUSIVE from just before its commit until its invalidations are sent
+//! (it is released with the transaction's locks), and every transaction's first use of the
+//! cache tries it ACCESS SHARE without waiting ([`config_generation`]): granted, any commit it
+//! can see has sent its invalidations, which are then processed; refused, a writer is
+//! committing, and the configuration is read again. Nobody waits but writers, for each
+//! other. (A standby's replay has the same moment, inside the redo of one commit record; it
+//! is not covered: a WAL-logged relation lock would let any role stall replay.)
 
 use oidc_authz_core::rules::RuleSet;
 use oidc_authz_core::TrustConfig;
@@ -31,15 +33,32 @@ static CONFIG_GENERATION: AtomicU64 = AtomicU64::new(1);
 /// the verified tokens stay cached (a burst of revocations verifies no signature again).
 static REVOCATION_GENERATION: AtomicU64 = AtomicU64::new(1);
 
-/// The oid of the view `oidc._config_sync` as the last load found it (0 before): the lock
-/// tag that orders readers after committing writers (see the module's documentation).
-static SYNC_RELATION: AtomicU32 = AtomicU32::new(0);
+/// The extension's oid in this database as the last load found it (0 before): the lock tag
+/// that orders readers after committing writers (see the module's documentation).
+static SYNC_EXTENSION: AtomicU32 = AtomicU32::new(0);
 
 /// Whether this transaction has synchronised with committing writers (reset at its end).
 static SYNCED: AtomicBool = AtomicBool::new(false);
 
-/// The sync view to lock just before this transaction commits (0: it changed nothing).
+/// The extension to lock just before this transaction commits (0: it changed nothing).
 static LOCK_BEFORE_COMMIT: AtomicU32 = AtomicU32::new(0);
+
+/// The sub-id of the lock tag: no SQL command locks an object of `pg_extension` with one
+/// (they lock sub-id 0), so no role can hold this lock but a committing writer, and only
+/// from its pre-commit until its invalidations are sent.
+const SYNC_SUBID: u16 = 0x6f69; // "oi"
+
+fn sync_tag(extension: u32) -> pg_sys::LOCKTAG {
+    pg_sys::LOCKTAG {
+        // SAFETY: a read of this backend's database oid.
+        locktag_field1: unsafe { pg_sys::MyDatabaseId }.to_u32(),
+        locktag_field2: pg_sys::ExtensionRelationId.to_u32(),
+        locktag_field3: extension,
+        locktag_field4: SYNC_SUBID,
+        locktag_type: pg_sys::LockTagType::LOCKTAG_OBJECT as u8,
+        locktag_lockmethodid: pg_sys::DEFAULT_LOCKMETHOD as u8,
+    }
+}
 
 /// The configuration's generation: what is cached is current while it stays the same.
 #[inline]
@@ -64,38 +83,50 @@ fn sync_with_committing_writers() {
 
 #[cold]
 fn sync_slow() {
-    let oid = SYNC_RELATION.load(Ordering::Relaxed);
+    let extension = SYNC_EXTENSION.load(Ordering::Relaxed);
     // SAFETY: a read of the transaction state.
-    if oid == 0 || !unsafe { pg_sys::IsTransactionState() } {
+    if extension == 0 || !unsafe { pg_sys::IsTransactionState() } {
         return; // nothing loaded yet (a load reads the newest snapshot), or no transaction
     }
     SYNCED.store(true, Ordering::Relaxed);
-    let oid = pg_sys::Oid::from(oid);
-    // SAFETY: a conditional lock (never waits) on a relation oid of this database, released
-    // at once; granting it processes the invalidations sent meanwhile. The oid is only a
-    // lock tag: a view dropped since locks nothing that exists.
-    let granted = unsafe { pg_sys::ConditionalLockRelationOid(oid, pg_sys::AccessShareLock as _) };
-    if granted {
-        // SAFETY: releases the lock just taken.
-        unsafe { pg_sys::UnlockRelationOid(oid, pg_sys::AccessShareLock as _) };
-    } else {
+    let tag = sync_tag(extension);
+    // SAFETY: a conditional lock (never waits) on a tag of this database, released at once.
+    let got = unsafe { pg_sys::LockAcquire(&tag, pg_sys::AccessShareLock as _, false, true) };
+    if got == pg_sys::LockAcquireResult::LOCKACQUIRE_NOT_AVAIL {
         // A writer is committing (or holds its change prepared): read everything again,
         // under the newest snapshot; its invalidation, when it comes, reads it once more.
         CONFIG_GENERATION.fetch_add(1, Ordering::Relaxed);
         REVOCATION_GENERATION.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    // SAFETY: releases the lock just taken; then the invalidations sent before the writers
+    // released theirs are processed (as LockRelationOid does after a lock).
+    unsafe {
+        pg_sys::LockRelease(&tag, pg_sys::AccessShareLock as _, false);
+        pg_sys::AcceptInvalidationMessages();
     }
 }
 
-/// Before this transaction commits or is prepared: if it changed a configuration table,
-/// hold the sync view until its invalidations are sent (see the module's documentation).
+/// Asks for the commit-order lock at this transaction's commit (a configuration table, or a
+/// rule test, changed).
+pub fn lock_at_commit() {
+    if LOCK_BEFORE_COMMIT.load(Ordering::Relaxed) == 0 {
+        // SAFETY: a catalog lookup by a static name; missing_ok.
+        let extension = unsafe { pg_sys::get_extension_oid(c"pg_oidc_authz".as_ptr(), true) };
+        LOCK_BEFORE_COMMIT.store(extension.to_u32(), Ordering::Relaxed);
+    }
+}
+
+/// Before this transaction commits or is prepared: if it changed the configuration, hold
+/// the commit-order lock until its invalidations are sent (see the module's documentation).
+/// Writers wait only for each other: no other role can hold the lock.
 pub fn before_commit() {
-    let oid = LOCK_BEFORE_COMMIT.swap(0, Ordering::Relaxed);
-    if oid != 0 {
-        // SAFETY: in a transaction that is about to commit (or be prepared); the lock is
-        // released with the transaction's, after its invalidations are sent.
-        unsafe {
-            pg_sys::LockRelationOid(pg_sys::Oid::from(oid), pg_sys::AccessExclusiveLock as _)
-        };
+    let extension = LOCK_BEFORE_COMMIT.swap(0, Ordering::Relaxed);
+    if extension != 0 {
+        let tag = sync_tag(extension);
+        // SAFETY: in a transaction about to commit (or be prepared); the lock is released
+        // with the transaction's, after its invalidations are sent (or by COMMIT PREPARED).
+        unsafe { pg_sys::LockAcquire(&tag, pg_sys::AccessExclusiveLock as _, false, false) };
     }
 }
 
@@ -235,15 +266,8 @@ pub fn init() {
 pub fn invalidate(relid: pg_sys::Oid) {
     // SAFETY: a plain catalog call; transactional (sent at commit, dropped at rollback).
     unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
-    if LOCK_BEFORE_COMMIT.load(Ordering::Relaxed) == 0 {
-        if let Some((oid, _, _)) = locate_relation(SYNC_VIEW, Relkind::View) {
-            LOCK_BEFORE_COMMIT.store(oid.to_u32(), Ordering::Relaxed);
-        }
-    }
+    lock_at_commit();
 }
-
-/// The name of the lock-tag view inside the extension.
-const SYNC_VIEW: &str = "_config_sync";
 
 /// Restores the caller's identity when dropped, also when an error unwinds through it.
 struct AsOwner {
@@ -354,7 +378,6 @@ fn locate(table: Table) -> Option<(pg_sys::Oid, pg_sys::Oid, String)> {
 #[derive(Clone, Copy)]
 enum Relkind {
     Table,
-    View,
 }
 
 /// The qualified, quoted name of the extension's own table `relname`, found by identity
@@ -366,7 +389,6 @@ pub fn extension_table(relname: &str) -> Option<String> {
 fn locate_relation(relname: &str, kind: Relkind) -> Option<(pg_sys::Oid, pg_sys::Oid, String)> {
     let relkind = match kind {
         Relkind::Table => "r",
-        Relkind::View => "v",
     };
     // SAFETY: a catalog lookup by a static name; missing_ok.
     let extension = unsafe { pg_sys::get_extension_oid(c"pg_oidc_authz".as_ptr(), true) };
@@ -482,8 +504,9 @@ fn read(table: Table) -> Vec<Value> {
     if let Some(slot) = table.watched() {
         slot.store(oid.to_u32(), Ordering::Relaxed);
     }
-    let sync = locate_relation(SYNC_VIEW, Relkind::View).map_or(0, |(oid, _, _)| oid.to_u32());
-    SYNC_RELATION.store(sync, Ordering::Relaxed);
+    // SAFETY: a catalog lookup by a static name; missing_ok (found: `locate` succeeded).
+    let extension = unsafe { pg_sys::get_extension_oid(c"pg_oidc_authz".as_ptr(), true) };
+    SYNC_EXTENSION.store(extension.to_u32(), Ordering::Relaxed);
     let _owner = AsOwner::switch(owner);
     Spi::connect(|client| {
         let mut rows = Vec::new();

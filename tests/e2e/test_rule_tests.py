@@ -4,11 +4,13 @@ what it does in between is its own."""
 
 from __future__ import annotations
 
+import threading
+
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from helpers import app_connect, mint
+from helpers import app_connect, connect, mint
 
 PERMIT = ("insert into oidc.rules (name, effect, actions, resource_type, condition)"
           " values ('owner', 'permit', '{read}', 'doc', 'resource.owner == claims.sub'),"
@@ -138,3 +140,51 @@ def test_rows_are_validated_and_admin_only(rules):
                           "insert into oidc.rule_tests (name, action, resource_type, expect) values ('x', 'r', 'd', 'deny')"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 app.execute(statement)
+
+
+@pytest.mark.parametrize("isolation", ["repeatable read", "serializable"])
+def test_the_gate_runs_under_every_isolation_level(rules, isolation):
+    """Review finding: at pre-commit there is no active snapshot under REPEATABLE READ, and
+    the gate's reads failed (every rule change was refused). It reads the newest snapshot."""
+    with pytest.raises(psycopg.errors.CheckViolation):
+        with rules.transaction():
+            rules.execute(f"set transaction isolation level {isolation}")
+            rules.execute("delete from oidc.rules where name = 'owner'")
+    with rules.transaction():
+        rules.execute(f"set transaction isolation level {isolation}")
+        rules.execute("update oidc.rules set description = 'fine' where name = 'owner'")
+    assert rules.execute("select description from oidc.rules where name = 'owner'").fetchone()[0] == "fine"
+
+
+def test_gates_of_concurrent_writers_see_each_other(rules):
+    """Review finding: two writers, each passing the gate alone, must not together leave a
+    test failing. The commit-order lock serialises them: the second gate sees the first."""
+    rules.execute("insert into oidc.rules (name, effect, actions, resource_type, condition) values"
+                  " ('owner-too', 'permit', '{read}', 'doc', 'resource.owner == claims.sub')")
+    with connect() as second:
+        rules.execute("begin")
+        rules.execute("delete from oidc.rules where name = 'owner'")
+        rules.execute("update oidc.rule_tests set expect_rule = null where name = 'alice reads hers'")
+        rules.execute("prepare transaction 'e2e_gate_first'")
+        try:
+            second.execute("begin")
+            second.execute("delete from oidc.rules where name = 'owner-too'")
+            outcome: dict[str, object] = {}
+
+            def commit_second() -> None:
+                try:
+                    second.execute("commit")
+                    outcome["committed"] = True
+                except psycopg.Error as e:
+                    outcome["error"] = e
+            t = threading.Thread(target=commit_second)
+            t.start()
+            t.join(1.0)
+            assert t.is_alive(), "the second writer did not wait for the prepared one"
+            rules.execute("commit prepared 'e2e_gate_first'")  # the second waits meanwhile
+            t.join(30)
+            assert isinstance(outcome.get("error"), psycopg.errors.CheckViolation), outcome
+        finally:
+            if rules.execute("select count(*) from pg_prepared_xacts where gid = 'e2e_gate_first'").fetchone()[0]:
+                rules.execute("rollback prepared 'e2e_gate_first'")
+    assert rules.execute("select array_agg(name order by name) from oidc.rules").fetchone()[0] == ["owner-too", "readers"]
