@@ -85,7 +85,7 @@ fn run_all() -> Vec<Ran> {
 /// `oidc.test_rules()`: one row per test (admin only). (pgrx reads the column names from
 /// this signature, so it cannot be a type alias.)
 #[allow(clippy::type_complexity)]
-#[pg_extern(volatile, name = "test_rules")]
+#[pg_extern(stable, parallel_safe, name = "test_rules")]
 fn test_rules() -> TableIterator<
     'static,
     (
