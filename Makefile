@@ -8,7 +8,7 @@ PG_CONFIG := /usr/lib/postgresql/15/bin/pg_config
 PGTEST_DATA := /tmp/pg_oidc_authz/pgtest-data
 MAKEFLAGS += --no-print-directory
 
-.PHONY: setup install cluster-start cluster-stop test lint unit pgtest regress regress-update e2e demo bench equivalence differential
+.PHONY: setup install cluster-start cluster-stop test lint unit pgtest regress regress-update e2e demo bench equivalence differential fuzz
 
 setup:
 	"$(ROOT)"/scripts/setup.sh
@@ -84,3 +84,9 @@ equivalence:
 # choose), against the installed extension in the throwaway cluster.
 differential:
 	DIFFERENTIAL_CASES=$${CASES:-50000} DIFFERENTIAL_SEED=$${SEED:-7515} "$(ROOT)"/scripts/e2e.sh -k differential -s
+
+# Coverage-guided fuzzing of the core (cargo-fuzz, fuzz/): every target, or TARGETS, for
+# FUZZ_SECONDS each (default 60); fails on a crash, a hang or running out of memory. Not part
+# of `make test` (its build alone takes minutes); `unit` replays the committed fuzz inputs.
+fuzz:
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-60} "$(ROOT)"/scripts/fuzz.sh $(TARGETS)
