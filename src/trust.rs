@@ -372,24 +372,16 @@ impl Table {
 /// is never read. Returns its oid, owner and qualified, quoted name; `None` when the
 /// extension is not created in this database.
 fn locate(table: Table) -> Option<(pg_sys::Oid, pg_sys::Oid, String)> {
-    locate_relation(table.relname(), Relkind::Table)
-}
-
-#[derive(Clone, Copy)]
-enum Relkind {
-    Table,
+    locate_relation(table.relname())
 }
 
 /// The qualified, quoted name of the extension's own table `relname`, found by identity
 /// (see [`locate`]), for the worker's writes.
 pub fn extension_table(relname: &str) -> Option<String> {
-    locate_relation(relname, Relkind::Table).map(|(_, _, name)| name)
+    locate_relation(relname).map(|(_, _, name)| name)
 }
 
-fn locate_relation(relname: &str, kind: Relkind) -> Option<(pg_sys::Oid, pg_sys::Oid, String)> {
-    let relkind = match kind {
-        Relkind::Table => "r",
-    };
+fn locate_relation(relname: &str) -> Option<(pg_sys::Oid, pg_sys::Oid, String)> {
     // SAFETY: a catalog lookup by a static name; missing_ok.
     let extension = unsafe { pg_sys::get_extension_oid(c"pg_oidc_authz".as_ptr(), true) };
     if extension == pg_sys::InvalidOid {
@@ -410,7 +402,7 @@ fn locate_relation(relname: &str, kind: Relkind) -> Option<(pg_sys::Oid, pg_sys:
                  and d.refobjid operator(pg_catalog.=) $2 \
                  and d.classid operator(pg_catalog.=) $3 \
                  and d.deptype operator(pg_catalog.=) 'e'::pg_catalog.\"char\" \
-                 and c.relkind operator(pg_catalog.=) $5::pg_catalog.\"char\" \
+                 and c.relkind operator(pg_catalog.=) 'r'::pg_catalog.\"char\" \
                  and c.relname operator(pg_catalog.=) $4::pg_catalog.name",
                 Some(1),
                 &[
@@ -418,7 +410,6 @@ fn locate_relation(relname: &str, kind: Relkind) -> Option<(pg_sys::Oid, pg_sys:
                     extension.into(),
                     pg_sys::RelationRelationId.into(),
                     relname.into(),
-                    relkind.into(),
                 ],
             )?
             .first();
@@ -508,9 +499,15 @@ fn read(table: Table) -> Vec<Value> {
     let extension = unsafe { pg_sys::get_extension_oid(c"pg_oidc_authz".as_ptr(), true) };
     SYNC_EXTENSION.store(extension.to_u32(), Ordering::Relaxed);
     let _owner = AsOwner::switch(owner);
+    json_rows(&table.query(&relation), &[oid.into()], table.name())
+}
+
+/// Runs `query` (under the current identity and snapshot) and parses its first column, a row
+/// as JSON text; raises XX000 naming `what` when the query fails.
+fn json_rows(query: &str, args: &[pgrx::datum::DatumWithOid], what: &str) -> Vec<Value> {
     Spi::connect(|client| {
         let mut rows = Vec::new();
-        for row in client.select(&table.query(&relation), None, &[oid.into()])? {
+        for row in client.select(query, None, args)? {
             if let Some(text) = row.get::<String>(1)? {
                 rows.push(serde_json::from_str(&text).unwrap_or(Value::Null));
             }
@@ -521,7 +518,7 @@ fn read(table: Table) -> Vec<Value> {
         pgrx::ereport!(
             PgLogLevel::ERROR,
             PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            format!("could not read {}: {e}", table.name())
+            format!("could not read {what}: {e}")
         );
         unreachable!()
     })
@@ -601,27 +598,15 @@ pub fn read_at(
     query: impl FnOnce(&str) -> String,
     at: pgrx::datum::TimestampWithTimeZone,
 ) -> Vec<Value> {
-    let Some((oid, owner, relation)) = locate_relation(relname, Relkind::Table) else {
+    let Some((oid, owner, relation)) = locate_relation(relname) else {
         return Vec::new();
     };
     let _owner = AsOwner::switch(owner);
-    Spi::connect(|client| {
-        let mut rows = Vec::new();
-        for row in client.select(&query(&relation), None, &[oid.into(), at.into()])? {
-            if let Some(text) = row.get::<String>(1)? {
-                rows.push(serde_json::from_str(&text).unwrap_or(Value::Null));
-            }
-        }
-        Ok::<_, pgrx::spi::SpiError>(rows)
-    })
-    .unwrap_or_else(|e| {
-        pgrx::ereport!(
-            PgLogLevel::ERROR,
-            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-            format!("could not read oidc.{relname}: {e}")
-        );
-        unreachable!()
-    })
+    json_rows(
+        &query(&relation),
+        &[oid.into(), at.into()],
+        &format!("oidc.{relname}"),
+    )
 }
 
 /// The rows of `oidc.rule_tests`, as this transaction sees them, ordered by name.

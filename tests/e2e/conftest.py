@@ -79,6 +79,15 @@ def app(issuer):
 
 
 @pytest.fixture
+def permit_docs(superuser):
+    """One rule: anyone may read any doc."""
+    superuser.execute("delete from oidc.rules")
+    superuser.execute("insert into oidc.rules (name, effect, actions, resource_type) values ('e2e-docs', 'permit', '{read}', 'doc')")
+    yield
+    superuser.execute("delete from oidc.rules")
+
+
+@pytest.fixture
 def make_token() -> Callable[..., str]:
     """Mints a token at call time: iat = now and exp = now + 300 unless given."""
 

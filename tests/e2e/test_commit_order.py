@@ -22,14 +22,6 @@ DECISION = "select oidc.allow('read', 'doc', 'owner', 'alice')"
 FORBID = "insert into oidc.rules (name, effect, actions, resource_type) values ('e2e-stop', 'forbid', '{*}', '*')"
 
 
-@pytest.fixture
-def permit_docs(superuser):
-    superuser.execute("delete from oidc.rules")
-    superuser.execute("insert into oidc.rules (name, effect, actions, resource_type) values ('e2e-docs', 'permit', '{read}', 'doc')")
-    yield
-    superuser.execute("delete from oidc.rules")
-
-
 def rule_reads(superuser: psycopg.Connection) -> int:
     superuser.execute("select pg_stat_force_next_flush()")  # its own scans, reported now
     superuser.execute("select pg_stat_clear_snapshot()")

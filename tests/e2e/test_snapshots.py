@@ -49,14 +49,6 @@ CHANGES = {
 DECISION = "select oidc.sub(), oidc.allow('read', 'doc', 'owner', 'alice')"
 
 
-@pytest.fixture
-def permit_docs(superuser):
-    superuser.execute("delete from oidc.rules")
-    superuser.execute("insert into oidc.rules (name, effect, actions, resource_type) values ('e2e-docs', 'permit', '{read}', 'doc')")
-    yield
-    superuser.execute("delete from oidc.rules")
-
-
 def assert_change_applies(conn: psycopg.Connection, change: str, tokens: list[str]) -> None:
     """The next transactions see the change, for the token used before and a new one."""
     for tok in tokens:
