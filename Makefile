@@ -67,7 +67,8 @@ demo:
 	$(MAKE) cluster-start
 	"$(ROOT)"/examples/demo.sh
 
-# Per-row cost of the claim functions as ratios to a constant predicate (not a test).
+# Per-row cost of the claim functions and rules as ratios to a baseline in the same run, and
+# the load time of large configurations (not a test).
 bench:
 	$(MAKE) setup
 	$(MAKE) install
@@ -75,6 +76,7 @@ bench:
 	. "$(ROOT)"/scripts/cluster.sh && "$(ROOT)"/.venv/bin/python "$(ROOT)"/bench/claims.py
 	. "$(ROOT)"/scripts/cluster.sh && "$(ROOT)"/.venv/bin/python "$(ROOT)"/bench/rules.py
 	. "$(ROOT)"/scripts/cluster.sh && "$(ROOT)"/.venv/bin/python "$(ROOT)"/bench/residual.py
+	. "$(ROOT)"/scripts/cluster.sh && "$(ROOT)"/.venv/bin/python "$(ROOT)"/bench/load.py
 
 # A larger run of the residual equivalence corpus than `make test`'s (CASES, SEED to choose).
 equivalence:

@@ -18,10 +18,12 @@
 //! Bounds: at most `oidc.cache_size` verified tokens (least recently used evicted).
 
 use crate::error::Error;
+use crate::stats;
 use crate::{settings, trust};
 use oidc_authz_core::revocation::Revocations;
 use oidc_authz_core::rules::value::Val;
 use oidc_authz_core::rules::RuleSet;
+use oidc_authz_core::stats::Counter;
 use oidc_authz_core::{
     bearer_from_headers, fingerprint, parse_uuid, verify_untimed, TokenError, TrustConfig, Verified,
 };
@@ -292,9 +294,11 @@ fn resolve(config_generation: u64) -> Current {
     sync_revocations(trust::revocation_generation());
     // A value that is not UTF-8 (a SQL_ASCII or LATIN1 database) is a present token that
     // cannot be decoded: refused, never taken for "no token".
-    let undecodable = |source| Current::Invalid {
-        error: TokenError::NotUtf8,
-        source,
+    let undecodable = |source| {
+        counted(Current::Invalid {
+            error: TokenError::NotUtf8,
+            source,
+        })
     };
     let (token, source) = match settings::token() {
         Some(Ok(t)) => (t, Source::Setting),
@@ -314,18 +318,20 @@ fn resolve(config_generation: u64) -> Current {
     // The size limit applies to cached verifications too (it may have been lowered since).
     let max = settings::max_token_bytes();
     if token.len() > max {
-        return Current::Invalid {
+        return counted(Current::Invalid {
             error: TokenError::TooLarge {
                 len: token.len(),
                 max,
             },
             source,
-        };
+        });
     }
     let key = fingerprint(&token);
     if let Some(entry) = STATE.with_borrow_mut(|s| s.lru.get(&key)) {
-        return checked(entry, source);
+        stats::count(Counter::CacheHits, "");
+        return counted(checked(entry, source));
     }
+    stats::count(Counter::CacheMisses, "");
     let trust = trust();
     // Time claims are checked at every use (`with_token`), so an expired token is still
     // cached as verified: `token_status()` can then say whose token expired, and when.
@@ -344,6 +350,7 @@ fn resolve(config_generation: u64) -> Current {
     }
     match verified {
         Ok(verified) => {
+            stats::count(Counter::TokensVerified, verified.alg.name());
             let uid = verified.sub.as_deref().and_then(parse_uuid);
             let entry = Rc::new(Entry {
                 verified,
@@ -351,10 +358,25 @@ fn resolve(config_generation: u64) -> Current {
                 inputs: OnceCell::new(),
             });
             STATE.with_borrow_mut(|s| s.lru.insert(key, entry.clone(), settings::cache_size()));
-            checked(entry, source)
+            counted(checked(entry, source))
         }
-        Err(error) => Current::Invalid { error, source },
+        Err(error) => counted(Current::Invalid { error, source }),
     }
+}
+
+/// Counts a resolved token that is refused (`tokens_refused` by check): invalid, revoked,
+/// or out of its validity period now (checked again at each use, but counted here, once
+/// per resolution).
+fn counted(current: Current) -> Current {
+    let refused = match &current {
+        Current::Invalid { error, .. } => Some(error.check()),
+        Current::Valid { entry, .. } => entry.verified.check_time(now()).err().map(|e| e.check()),
+        Current::Anonymous => None,
+    };
+    if let Some(check) = refused {
+        stats::count(Counter::TokensRefused, check);
+    }
+    current
 }
 
 /// A verified token, unless `oidc.revocations` revokes it (checked at every resolution: a

@@ -18,7 +18,7 @@ pub fn rules_at(at: TimestampWithTimeZone) -> RuleSet {
                 "select distinct on (h.name) pg_catalog.jsonb_build_object(\
                  'name', h.name, 'effect', h.effect, 'actions', h.actions, \
                  'resource_type', h.resource_type, 'condition', h.condition, \
-                 'description', h.description, 'enabled', h.enabled)::pg_catalog.text \
+                 'description', h.description, 'enabled', h.enabled, 'mode', h.mode)::pg_catalog.text \
                  from only {relation} as h where h.tableoid operator(pg_catalog.=) $1 \
                  and h.valid_from operator(pg_catalog.<=) $2 \
                  and (h.valid_to is null or h.valid_to operator(pg_catalog.>) $2) \
@@ -76,6 +76,7 @@ CREATE TABLE oidc.rules_history (
     valid_to      timestamptz,
     changed_by    name NOT NULL,
     ended_by      name,
+    mode          text NOT NULL DEFAULT 'enforce',
     CONSTRAINT rules_history_validity CHECK (valid_to IS NULL OR valid_to OPERATOR(pg_catalog.>=) valid_from)
 );
 CREATE INDEX rules_history_name ON oidc.rules_history (name, valid_from);
@@ -107,9 +108,9 @@ BEGIN
         RETURN NULL;
     END IF;
     IF TG_OP = 'UPDATE' AND (OLD.name, OLD.effect, OLD.actions, OLD.resource_type, OLD.condition,
-                              OLD.description, OLD.enabled)
+                              OLD.description, OLD.enabled, OLD.mode)
             IS NOT DISTINCT FROM (NEW.name, NEW.effect, NEW.actions, NEW.resource_type,
-                                  NEW.condition, NEW.description, NEW.enabled) THEN
+                                  NEW.condition, NEW.description, NEW.enabled, NEW.mode) THEN
         RETURN NULL;
     END IF;
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
@@ -120,9 +121,9 @@ BEGIN
         UPDATE oidc.rules_history SET valid_to = clock_timestamp(), ended_by = session_user
          WHERE name = NEW.name AND valid_to IS NULL;
         INSERT INTO oidc.rules_history (name, effect, actions, resource_type, condition, description,
-                                        enabled, valid_from, changed_by)
+                                        enabled, valid_from, changed_by, mode)
         VALUES (NEW.name, NEW.effect, NEW.actions, NEW.resource_type, NEW.condition, NEW.description,
-                NEW.enabled, clock_timestamp(), session_user);
+                NEW.enabled, clock_timestamp(), session_user, NEW.mode);
     END IF;
     RETURN NULL;
 END

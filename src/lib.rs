@@ -21,6 +21,7 @@ mod residual;
 mod revocation;
 mod rule_tests;
 mod settings;
+mod stats;
 mod trust;
 mod worker;
 
@@ -35,6 +36,7 @@ pub extern "C-unwind" fn _PG_init() {
     trust::init();
     worker::init();
     log::init();
+    stats::init();
     // SAFETY: registering a callback from _PG_init; it writes log lines and touches atomics.
     unsafe { pg_sys::RegisterXactCallback(Some(at_transaction_end), std::ptr::null_mut()) };
 }
@@ -67,6 +69,7 @@ unsafe extern "C-unwind" fn at_transaction_end(
         rule_tests::at_transaction_end();
         settings::at_transaction_end();
         worker::at_transaction_end(matches!(event, XACT_EVENT_COMMIT));
+        stats::at_transaction_end();
     }
 }
 
@@ -205,12 +208,14 @@ CREATE TABLE oidc.rules (
     condition       text,
     description     text,
     enabled         boolean NOT NULL DEFAULT true,
-    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    mode            text NOT NULL DEFAULT 'enforce' CHECK (mode IN ('enforce', 'shadow'))
 );
 COMMENT ON TABLE oidc.rules IS 'Authorization rules: default deny; allowed iff a matching permit holds and no matching forbid does (admin only)';
 COMMENT ON COLUMN oidc.rules.actions IS 'Actions the rule applies to, e.g. {read} or {update,delete}; {*} = all';
 COMMENT ON COLUMN oidc.rules.resource_type IS 'Resource type the rule applies to, e.g. document; * = all';
 COMMENT ON COLUMN oidc.rules.condition IS 'CEL over claims, scopes, roles, resource, context; NULL or empty = always';
+COMMENT ON COLUMN oidc.rules.mode IS 'enforce: the rule decides; shadow: it never changes a decision, only records where it would (audit, explain, stats)';
 
 CREATE TRIGGER rules_validate BEFORE INSERT OR UPDATE ON oidc.rules
     FOR EACH ROW EXECUTE FUNCTION oidc._validate_row();
@@ -335,6 +340,11 @@ REVOKE ALL ON FUNCTION oidc.test_rules(), oidc._check_rule_test_row(jsonb), oidc
 -- The triggers run as whoever writes the tables: their owner or an admin.
 GRANT EXECUTE ON FUNCTION oidc.test_rules(), oidc._check_rule_test_row(jsonb), oidc._gate_at_commit(),
     oidc._rule_test_json(oidc.rule_tests) TO oidc_admin;
+
+-- Stats (src/stats.rs): for admins and monitoring; resetting, for admins.
+REVOKE ALL ON FUNCTION oidc.stats(), oidc.stats_reset() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oidc.stats() TO oidc_admin, pg_monitor;
+GRANT EXECUTE ON FUNCTION oidc.stats_reset() TO oidc_admin;
 "#,
     name = "issuers",
     finalize

@@ -223,12 +223,19 @@ pub fn allow_at<'a>(
 
 fn decide(p: &Prepared, resource: &dyn Resource) -> Result<bool, Error> {
     cache::with_principal(|entry| {
-        let verdict = with_inputs(entry, |inputs| {
-            p.rules
-                .decide(&p.matching, &request(inputs, &p.context, resource))
+        let (verdict, shadow) = with_inputs(entry, |inputs| {
+            let req = request(inputs, &p.context, resource);
+            let verdict = p.rules.decide(&p.matching, &req);
+            (verdict, p.rules.shadow(&p.matching, &req, verdict))
         });
+        crate::stats::decided(&p.rules, p.matching_id, verdict);
+        if let Some(diff) = &shadow {
+            crate::stats::shadow(&p.rules, diff);
+        }
         let level = crate::settings::audit_level();
-        if level == settings::Audit::All || (level == settings::Audit::Deny && !verdict.allowed) {
+        let logged =
+            level == settings::Audit::All || (level == settings::Audit::Deny && !verdict.allowed);
+        if logged || (shadow.is_some() && level != settings::Audit::Off) {
             audit::record(audit::Decided {
                 statement: p.statement.0,
                 token_generation: p.token_generation,
@@ -238,6 +245,8 @@ fn decide(p: &Prepared, resource: &dyn Resource) -> Result<bool, Error> {
                 action: &p.action,
                 resource_type: &p.resource_type,
                 verdict,
+                logged,
+                shadow: shadow.as_ref(),
             });
         }
         verdict.allowed
@@ -288,7 +297,10 @@ pub fn allowed_actions(resource_type: &str, resource: &dyn Resource) -> Result<V
     let mut candidates = std::collections::BTreeSet::new();
     for i in 0..rules.len() {
         let rule = rules.rule(i);
-        if rule.enabled && (rule.resource_type == resource_type || rule.resource_type == "*") {
+        if rule.enabled
+            && !rule.shadow
+            && (rule.resource_type == resource_type || rule.resource_type == "*")
+        {
             candidates.extend(rule.actions.iter().filter(|a| a.as_str() != "*").cloned());
         }
     }

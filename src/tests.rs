@@ -243,13 +243,54 @@ mod tests {
              where n.nspname = 'oidc' and p.proname not like '\\_%' \
              and (p.provolatile <> 's' or p.proleakproof or p.proparallel <> 's')",
         );
-        // Only the functions that write revocations are volatile (and parallel unsafe).
+        // Only the functions that write revocations (volatile, parallel unsafe) and the
+        // stats (volatile: counters move within a statement) are not stable.
         assert_eq!(
             bad.as_deref(),
-            Some("logout,purge_revocations,revoke_session,revoke_subject,revoke_token")
+            Some("logout,purge_revocations,revoke_session,revoke_subject,revoke_token,stats,stats_reset")
         );
         let n = one::<i64>("select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname = 'oidc'");
         assert!(n.unwrap_or(0) >= 14);
+    }
+
+    #[pg_test]
+    fn stats_are_per_backend_without_preloading() {
+        configure("k1");
+        Spi::run("select oidc.stats_reset()").unwrap();
+        Spi::run(
+            "insert into oidc.rules (name, effect, actions, resource_type, condition) values \
+             ('small', 'permit', '{read}', 'n', 'resource.n < 3')",
+        )
+        .unwrap();
+        // Decided per row (no residual), so that each row's decision is counted.
+        Spi::run("set local oidc.residuals = off").unwrap();
+        set_token(&alice("k1"));
+        let allowed =
+            "select count(*) from generate_series(1, 5) i where oidc.allow('read', 'n', 'n', i)";
+        assert_eq!(one::<i64>(allowed), Some(2));
+        let value = |counter: &str, labels: &str| {
+            one::<i64>(&format!(
+                "select coalesce(sum(value), 0)::bigint from oidc.stats() \
+                 where counter = '{counter}' and labels @> '{labels}'"
+            ))
+        };
+        assert_eq!(
+            one::<String>("select string_agg(distinct scope, ',') from oidc.stats()").as_deref(),
+            Some("backend")
+        );
+        assert_eq!(
+            value("decisions", r#"{"rule": "small", "decision": "allow"}"#),
+            Some(2)
+        );
+        assert_eq!(
+            value("decisions", r#"{"rule": null, "decision": "deny"}"#),
+            Some(3)
+        );
+        assert_eq!(value("tokens_verified", r#"{"alg": "HS256"}"#), Some(1));
+        assert_eq!(value("cache_misses", "{}"), Some(1));
+        Spi::run("select oidc.stats_reset()").unwrap();
+        assert_eq!(value("decisions", "{}"), Some(0));
+        assert_eq!(value("cache_misses", "{}"), Some(0));
     }
 
     #[pg_test]

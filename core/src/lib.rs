@@ -14,6 +14,7 @@ pub mod path;
 pub mod redact;
 pub mod revocation;
 pub mod rules;
+pub mod stats;
 pub mod token;
 
 pub use config::{ConfigError, IssuerConfig, TrustConfig};

@@ -3,4 +3,5 @@
 mod admin;
 mod claims;
 mod rules;
+mod stats;
 mod status;

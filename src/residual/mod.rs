@@ -14,8 +14,8 @@
 //! condition is true", each forbid "its condition is not false" (an error holds), and each
 //! leaf is written for both (see `Want`). Nothing is simplified (the call stays, and the
 //! evaluator decides per row) when any matching rule has a shape or an attribute type that
-//! does not translate, when the audit is on (it counts per-row decisions), or outside the
-//! planner.
+//! does not translate, when shadow rules match (they are evaluated per row), when the audit
+//! is on (it counts per-row decisions), or outside the planner.
 
 use crate::cache;
 use crate::settings;
@@ -136,6 +136,11 @@ unsafe fn simplify(req: &pg_sys::SupportRequestSimplify) -> Option<*mut pg_sys::
         // (found by the load just done, or the one this backend's cache came from)
         let rules_oid = crate::trust::rules_relation()?;
         let matching = rules.matching(&action, &resource_type);
+        if matching.has_shadow() {
+            // Shadow rules are evaluated per row beside the enforced ones (what they would
+            // change is recorded), which only the call itself does.
+            return None;
+        }
         let pairs = &args[2..];
         let mut permits = Vec::new();
         for &i in matching.permits() {

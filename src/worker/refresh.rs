@@ -4,6 +4,7 @@
 use super::http::Client;
 use super::{issuer_hash, settings};
 use oidc_authz_core::discovery::{self, FetchError};
+use oidc_authz_core::stats::Refresh;
 use oidc_authz_core::token::alg::Alg;
 use pgrx::bgworkers::BackgroundWorker;
 use pgrx::prelude::*;
@@ -110,15 +111,22 @@ fn write(tables: &Tables, issuer: &str, outcome: &Result<Fetched, FetchError>) {
     let result = Spi::connect_mut(|c| {
         match outcome {
             Ok(f) => {
-                c.update(
-                    &format!(
-                        "update {} set jwks = $2 where issuer operator(pg_catalog.=) $1 \
-                         and discovery and jwks is distinct from $2",
-                        tables.issuers
-                    ),
-                    None,
-                    &[issuer.into(), pgrx::JsonB(f.jwks.clone()).into()],
-                )?;
+                let changed = c
+                    .update(
+                        &format!(
+                            "update {} set jwks = $2 where issuer operator(pg_catalog.=) $1 \
+                             and discovery and jwks is distinct from $2 returning 1",
+                            tables.issuers
+                        ),
+                        None,
+                        &[issuer.into(), pgrx::JsonB(f.jwks.clone()).into()],
+                    )?
+                    .len();
+                crate::stats::refreshed(if changed > 0 {
+                    Refresh::Changed
+                } else {
+                    Refresh::Unchanged
+                });
                 c.update(
                     &format!(
                         "insert into {} as s (issuer, last_attempt, last_success, last_error, next_refresh, jwks_uri) \
@@ -134,6 +142,7 @@ fn write(tables: &Tables, issuer: &str, outcome: &Result<Fetched, FetchError>) {
                 )?;
             }
             Err(e) => {
+                crate::stats::refreshed(Refresh::Failed);
                 c.update(
                     &format!(
                         "insert into {} as s (issuer, last_attempt, last_error, next_refresh) \

@@ -64,6 +64,8 @@ pub enum RuleProblem {
     ConditionNotText,
     /// The condition does not compile.
     Condition(CompileError),
+    /// A `mode` that is neither `enforce` nor `shadow`.
+    BadMode,
 }
 
 impl fmt::Display for RuleError {
@@ -84,6 +86,7 @@ impl fmt::Display for RuleProblem {
             RuleProblem::BadAction => "`actions` must hold non-empty strings",
             RuleProblem::BadResourceType => "`resource_type` must be a non-empty string (or `*`)",
             RuleProblem::ConditionNotText => "`condition` must be text",
+            RuleProblem::BadMode => "`mode` must be `enforce` or `shadow`",
             RuleProblem::Condition(e) => return write!(f, "condition: {e}"),
         })
     }
@@ -110,6 +113,9 @@ pub struct Rule {
     /// `None`: no condition, the rule always holds when it matches.
     pub program: Option<Program>,
     pub enabled: bool,
+    /// A shadow rule (`mode = 'shadow'`) never changes a decision: it is evaluated beside
+    /// the enforced rules only to tell where the decision would differ if it were enforced.
+    pub shadow: bool,
     /// Set for a forbid whose row failed to load: it holds (denies) wherever it may match.
     pub unloadable: bool,
     /// A hash of what decides (effect, actions, type, condition, enabled): a plan built
@@ -129,6 +135,7 @@ fn fingerprint(row: &Value) -> u64 {
         "resource_type",
         "condition",
         "enabled",
+        "mode",
     ] {
         row.get(key).map(Value::to_string).hash(&mut h);
     }
@@ -173,6 +180,12 @@ impl Rule {
             Some(_) => return Err(err(RuleProblem::ConditionNotText)),
         };
         let enabled = row.get("enabled").and_then(Value::as_bool).unwrap_or(true);
+        let shadow = match row.get("mode") {
+            None | Some(Value::Null) => false,
+            Some(Value::String(s)) if s == "enforce" => false,
+            Some(Value::String(s)) if s == "shadow" => true,
+            Some(_) => return Err(err(RuleProblem::BadMode)),
+        };
         Ok(Rule {
             name,
             effect,
@@ -180,6 +193,7 @@ impl Rule {
             resource_type,
             program,
             enabled,
+            shadow,
             unloadable: false,
             fingerprint: fingerprint(&Value::Object(row.clone())),
         })
@@ -189,12 +203,14 @@ impl Rule {
     /// the validating trigger): nothing for a permit or a disabled row — it grants nothing —
     /// but, for a forbid (or a row whose effect cannot be read), a rule that holds wherever
     /// the row may match: its actions and resource type where they can be read, all of them
-    /// where they cannot. A forbid that cannot load must not stop denying.
+    /// where they cannot. A forbid that cannot load must not stop denying. A shadow row
+    /// decides nothing either way, so it is left out too.
     fn unloadable(row: &Value) -> Option<Rule> {
         let row = row.as_object();
         let get = |k: &str| row.and_then(|r| r.get(k));
         if get("enabled").and_then(Value::as_bool) == Some(false)
             || get("effect").and_then(Value::as_str) == Some("permit")
+            || get("mode").and_then(Value::as_str) == Some("shadow")
         {
             return None;
         }
@@ -218,6 +234,7 @@ impl Rule {
             resource_type: text(get("resource_type")).unwrap_or_else(|| "*".into()),
             program: None,
             enabled: true,
+            shadow: false,
             unloadable: true,
             fingerprint: row.map_or(0, |r| fingerprint(&Value::Object(r.clone()))),
         })
@@ -245,11 +262,6 @@ impl Rule {
             .into()),
         }
     }
-
-    /// Fail closed: an erroring permit does not hold, an erroring forbid does.
-    fn holds(&self, req: &Request) -> bool {
-        self.evaluate(req).unwrap_or(self.effect == Effect::Forbid)
-    }
 }
 
 /// Every rule, enabled or not, in name order.
@@ -258,8 +270,9 @@ pub struct RuleSet {
     rules: Vec<Rule>,
 }
 
-/// The rules matching one (action, resource type), forbids and permits apart, with a memo
-/// of the conditions that do not read the resource.
+/// The rules matching one (action, resource type), forbids and permits apart (the enforced
+/// ones, and the shadow ones beside them), with a memo of the conditions that do not read
+/// the resource.
 ///
 /// The memo makes a `Matching` valid for one principal and one context: callers build a new
 /// one when either changes (in the extension: per statement and token).
@@ -267,6 +280,8 @@ pub struct RuleSet {
 pub struct Matching {
     forbids: Vec<usize>,
     permits: Vec<usize>,
+    shadow_forbids: Vec<usize>,
+    shadow_permits: Vec<usize>,
     /// Per rule index: 0 = not yet evaluated, 1 = holds, 2 = does not hold.
     memo: Vec<Cell<u8>>,
     /// Per rule index: the macro steps the memoised part spent (the rest of the condition
@@ -275,11 +290,49 @@ pub struct Matching {
 }
 
 /// A decision and the rule that decided it: the first permit that held, the first forbid
-/// that held, or none (default deny).
+/// that held, or none (default deny); and the first rule whose condition could not be
+/// evaluated on the way (a forbid that errors decides, a permit that errors does not hold).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict {
     pub allowed: bool,
     pub deciding: Option<usize>,
+    pub errored: Option<usize>,
+}
+
+/// Where counting the shadow rules would change a decision: the decision they would make,
+/// and the shadow rules that would make it (the forbids that would deny, or the permit
+/// that would allow).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShadowDiff {
+    pub allowed: bool,
+    pub rules: Vec<usize>,
+}
+
+/// A condition's outcome: true, false, or not decidable (an error, out of steps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    True,
+    False,
+    Error,
+}
+
+impl Outcome {
+    fn of(r: Result<bool, ()>) -> Outcome {
+        match r {
+            Ok(true) => Outcome::True,
+            Ok(false) => Outcome::False,
+            Err(()) => Outcome::Error,
+        }
+    }
+
+    /// Fail closed: an erroring permit does not hold, an erroring forbid does.
+    fn holds(self, effect: Effect) -> bool {
+        match self {
+            Outcome::True => true,
+            Outcome::False => false,
+            Outcome::Error => effect == Effect::Forbid,
+        }
+    }
 }
 
 impl Matching {
@@ -291,6 +344,11 @@ impl Matching {
     /// The matching permits, as indexes into the rule set.
     pub fn permits(&self) -> &[usize] {
         &self.permits
+    }
+
+    /// Whether shadow rules match: only then does a decision pay for evaluating them.
+    pub fn has_shadow(&self) -> bool {
+        !(self.shadow_forbids.is_empty() && self.shadow_permits.is_empty())
     }
 }
 
@@ -362,51 +420,106 @@ impl RuleSet {
         };
         for (i, r) in self.rules.iter().enumerate() {
             if r.matches(action, resource_type) {
-                match r.effect {
-                    Effect::Forbid => m.forbids.push(i),
-                    Effect::Permit => m.permits.push(i),
+                match (r.effect, r.shadow) {
+                    (Effect::Forbid, false) => m.forbids.push(i),
+                    (Effect::Permit, false) => m.permits.push(i),
+                    (Effect::Forbid, true) => m.shadow_forbids.push(i),
+                    (Effect::Permit, true) => m.shadow_permits.push(i),
                 }
             }
         }
         m
     }
 
-    /// The decision, evaluating as little as possible: forbids first (one that holds or
-    /// errors denies at once), then permits until one holds.
+    /// The decision by the enforced rules, evaluating as little as possible: forbids first
+    /// (one that holds or errors denies at once), then permits until one holds.
     pub fn decide(&self, m: &Matching, req: &Request) -> Verdict {
+        let mut errored = None;
         for &i in &m.forbids {
-            if self.holds_memo(m, i, req) {
+            let outcome = self.outcome_memo(m, i, req);
+            if outcome == Outcome::Error {
+                errored = Some(i);
+            }
+            if outcome.holds(Effect::Forbid) {
                 return Verdict {
                     allowed: false,
                     deciding: Some(i),
+                    errored,
                 };
             }
         }
         for &i in &m.permits {
-            if self.holds_memo(m, i, req) {
-                return Verdict {
-                    allowed: true,
-                    deciding: Some(i),
-                };
+            match self.outcome_memo(m, i, req) {
+                Outcome::True => {
+                    return Verdict {
+                        allowed: true,
+                        deciding: Some(i),
+                        errored,
+                    }
+                }
+                Outcome::Error => {
+                    errored = errored.or(Some(i));
+                }
+                Outcome::False => {}
             }
         }
         Verdict {
             allowed: false,
             deciding: None,
+            errored,
         }
     }
 
-    /// `holds`, remembered in `m` for a rule whose condition does not read the resource.
+    /// What the shadow rules would change about `enforced` (the verdict of [`decide`] for
+    /// the same request), if they were enforced: `None` where the decision would be the
+    /// same. An enforced forbid denies whatever the shadow rules say; an enforced allow
+    /// becomes a deny where shadow forbids hold (all of them are named); a default deny
+    /// becomes an allow where a shadow permit holds and no shadow forbid does. Shadow
+    /// conditions fail closed as enforced ones do.
+    ///
+    /// [`decide`]: RuleSet::decide
+    pub fn shadow(&self, m: &Matching, req: &Request, enforced: Verdict) -> Option<ShadowDiff> {
+        if !m.has_shadow() || (!enforced.allowed && enforced.deciding.is_some()) {
+            return None;
+        }
+        let forbids: Vec<usize> = m
+            .shadow_forbids
+            .iter()
+            .copied()
+            .filter(|&i| self.outcome_memo(m, i, req).holds(Effect::Forbid))
+            .collect();
+        if enforced.allowed {
+            return (!forbids.is_empty()).then_some(ShadowDiff {
+                allowed: false,
+                rules: forbids,
+            });
+        }
+        if !forbids.is_empty() {
+            return None;
+        }
+        let permit = m
+            .shadow_permits
+            .iter()
+            .copied()
+            .find(|&i| self.outcome_memo(m, i, req) == Outcome::True)?;
+        Some(ShadowDiff {
+            allowed: true,
+            rules: vec![permit],
+        })
+    }
+
+    /// The rule's outcome, remembered in `m` for a rule whose condition does not read the
+    /// resource.
     ///
     /// A condition split as `fixed && varying` (or `||`, see `compile::split`) remembers
     /// `fixed` and evaluates only `varying` per row, combining them as CEL does: for `&&`,
     /// a false side decides, else an error wins; for `||`, a true side does.
-    fn holds_memo(&self, m: &Matching, i: usize, req: &Request) -> bool {
+    fn outcome_memo(&self, m: &Matching, i: usize, req: &Request) -> Outcome {
         let rule = &self.rules[i];
         let memo = &m.memo[i];
         if let Some(program) = rule.program.as_ref().filter(|p| p.per_resource) {
             let Some((junction, fixed, varying)) = program.parts() else {
-                return rule.holds(req);
+                return Outcome::of(rule.evaluate(req).map_err(drop));
             };
             // 1 = true, 2 = false, 3 = error (or not a bool), 4 = out of steps (nothing
             // absorbs that: the condition fails, as unsplit)
@@ -426,17 +539,17 @@ impl RuleSet {
                 v => v,
             };
             if fixed == 4 {
-                return rule.effect == Effect::Forbid;
+                return Outcome::Error;
             }
             let decided = match junction {
                 Junction::And => 2,
                 Junction::Or => 1,
             };
             if fixed == decided {
-                return fixed == 1;
+                return Outcome::of(Ok(fixed == 1));
             }
             let varying = match program.evaluate_node(varying, req, m.memo_steps[i].get()).0 {
-                Err(e) if e.is_step_limit() => return rule.effect == Effect::Forbid,
+                Err(e) if e.is_step_limit() => return Outcome::Error,
                 Ok(Val::Bool(b)) => Ok(b),
                 Ok(other) => Err(EvalErrorKind::NotBool {
                     got: other.type_name(),
@@ -449,24 +562,54 @@ impl RuleSet {
                 (3, _) => Err(()),
                 (_, v) => v.map_err(drop),
             };
-            return condition.unwrap_or(rule.effect == Effect::Forbid);
+            return Outcome::of(condition);
         }
         match memo.get() {
-            1 => true,
-            2 => false,
+            1 => Outcome::True,
+            2 => Outcome::False,
+            3 => Outcome::Error,
             _ => {
-                let holds = rule.holds(req);
-                memo.set(if holds { 1 } else { 2 });
-                holds
+                let outcome = Outcome::of(rule.evaluate(req).map_err(drop));
+                memo.set(match outcome {
+                    Outcome::True => 1,
+                    Outcome::False => 2,
+                    Outcome::Error => 3,
+                });
+                outcome
             }
         }
     }
 
-    /// The decision with every matching rule evaluated, for `explain` and `replay`.
+    /// The decision with every matching rule evaluated, for `explain` and `replay`; the
+    /// matching shadow rules are evaluated apart, with the decision they would make.
     pub fn explain(&self, action: &str, resource_type: &str, req: &Request) -> Explanation {
         let m = self.matching(action, resource_type);
         let mut ex = Explanation::default();
-        for &i in m.forbids.iter().chain(m.permits.iter()) {
+        self.evaluate_all(m.forbids.iter().chain(&m.permits), req, &mut ex);
+        ex.allowed = ex.forbids.is_empty() && !ex.permits.is_empty();
+        if m.has_shadow() {
+            let mut shadow = Explanation::default();
+            self.evaluate_all(
+                m.shadow_forbids.iter().chain(&m.shadow_permits),
+                req,
+                &mut shadow,
+            );
+            shadow.allowed = ex.forbids.is_empty()
+                && shadow.forbids.is_empty()
+                && !(ex.permits.is_empty() && shadow.permits.is_empty());
+            ex.reads.extend(std::mem::take(&mut shadow.reads));
+            ex.shadow = Some(Box::new(shadow));
+        }
+        ex
+    }
+
+    fn evaluate_all<'a>(
+        &self,
+        rules: impl Iterator<Item = &'a usize>,
+        req: &Request,
+        ex: &mut Explanation,
+    ) {
+        for &i in rules {
             let rule = &self.rules[i];
             if let Some(p) = &rule.program {
                 ex.reads.extend(p.reads.iter().cloned());
@@ -483,8 +626,6 @@ impl RuleSet {
                 }
             }
         }
-        ex.allowed = ex.forbids.is_empty() && !ex.permits.is_empty();
-        ex
     }
 }
 
@@ -502,9 +643,15 @@ pub struct Explanation {
     pub errors: Vec<(String, Effect, String)>,
     /// What the evaluated conditions read (`claims.sub`, `resource.labels`, …).
     pub reads: BTreeSet<String>,
+    /// Where shadow rules match: what they did (their own lists), with `allowed` the
+    /// decision that counting them would give.
+    pub shadow: Option<Box<Explanation>>,
 }
 
 impl Explanation {
+    /// The JSON `explain` and `replay` return; `shadow` (present only where shadow rules
+    /// match) has the shadow rules' own lists, the decision counting them would give, and
+    /// whether it differs from the enforced one.
     pub fn to_json(&self) -> Value {
         let reason = if !self.forbids.is_empty() {
             "a forbid rule holds"
@@ -513,7 +660,7 @@ impl Explanation {
         } else {
             "a permit rule holds and no forbid rule does"
         };
-        json!({
+        let mut out = json!({
             "decision": if self.allowed { "allow" } else { "deny" },
             "reason": reason,
             "permits": self.permits,
@@ -523,7 +670,20 @@ impl Explanation {
                 "rule": rule, "effect": effect.name(), "error": error,
             })).collect::<Vec<_>>(),
             "reads": self.reads,
-        })
+        });
+        if let Some(shadow) = &self.shadow {
+            out["shadow"] = json!({
+                "decision": if shadow.allowed { "allow" } else { "deny" },
+                "differs": shadow.allowed != self.allowed,
+                "permits": shadow.permits,
+                "forbids": shadow.forbids,
+                "not_held": shadow.not_held,
+                "errors": shadow.errors.iter().map(|(rule, effect, error)| json!({
+                    "rule": rule, "effect": effect.name(), "error": error,
+                })).collect::<Vec<_>>(),
+            });
+        }
+        out
     }
 }
 
@@ -665,5 +825,153 @@ mod tests {
                 )
             ]
         );
+    }
+
+    fn rule(name: &str, effect: &str, mode: &str, condition: &str) -> Value {
+        json!({"name": name, "effect": effect, "actions": ["read"], "resource_type": "doc",
+               "condition": condition, "mode": mode})
+    }
+
+    fn with_request<R>(sub: &str, f: impl FnOnce(&Request) -> R) -> R {
+        let (null, claims) = (Val::Null, Val::from_json(&json!({"sub": sub})));
+        f(&Request {
+            claims: &claims,
+            scopes: &null,
+            roles: &null,
+            context: &null,
+            resource: &null,
+        })
+    }
+
+    #[test]
+    fn a_mode_is_enforce_or_shadow() {
+        let e = refused(rule("r", "permit", "dry-run", ""));
+        assert_eq!(e, named(RuleProblem::BadMode));
+        assert_eq!(
+            e.to_string(),
+            "rule `r`: `mode` must be `enforce` or `shadow`"
+        );
+        let shadow = Rule::from_row(&rule("r", "permit", "shadow", "")).unwrap();
+        assert!(shadow.shadow);
+        let enforced = Rule::from_row(&rule("r", "permit", "enforce", "")).unwrap();
+        assert!(!enforced.shadow);
+        assert_ne!(
+            shadow.fingerprint, enforced.fingerprint,
+            "a plan must see a mode change"
+        );
+    }
+
+    #[test]
+    fn shadow_rules_change_no_decision_and_say_where_they_would() {
+        let (set, errors) = RuleSet::from_rows(&[
+            rule(
+                "owners",
+                "permit",
+                "enforce",
+                "claims.sub in ['alice', 'bob']",
+            ),
+            rule("no-bob", "forbid", "shadow", "claims.sub == 'bob'"),
+            rule("no-carol", "forbid", "enforce", "claims.sub == 'carol'"),
+            rule(
+                "also-carol",
+                "permit",
+                "shadow",
+                "claims.sub in ['carol', 'dave', 'erin']",
+            ),
+            rule("not-erin", "forbid", "shadow", "claims.sub == 'erin'"),
+        ]);
+        assert!(errors.is_empty());
+        let m = set.matching("read", "doc");
+        assert!(m.has_shadow());
+        assert_eq!(m.forbids().len() + m.permits().len(), 2);
+        let index = |name| set.by_name(name).unwrap().0;
+        for (sub, allowed, diff) in [
+            ("alice", true, None),
+            ("bob", true, Some((false, vec!["no-bob"]))),
+            ("carol", false, None), // an enforced forbid denies whatever the shadow rules say
+            ("dave", false, Some((true, vec!["also-carol"]))),
+            ("erin", false, None), // a shadow forbid holds beside the shadow permit
+            ("frank", false, None),
+        ] {
+            with_request(sub, |req| {
+                // a Matching's memo holds for one principal: one per request
+                let m = set.matching("read", "doc");
+                let verdict = set.decide(&m, req);
+                assert_eq!(verdict.allowed, allowed, "{sub}");
+                let want = diff.map(|(allowed, rules): (bool, Vec<&str>)| ShadowDiff {
+                    allowed,
+                    rules: rules.into_iter().map(index).collect(),
+                });
+                assert_eq!(set.shadow(&m, req, verdict), want, "{sub}");
+                let ex = set.explain("read", "doc", req);
+                assert_eq!(ex.allowed, allowed, "{sub}");
+                let shadow = ex.shadow.as_ref().unwrap();
+                assert_eq!(shadow.allowed, want.map_or(allowed, |d| d.allowed), "{sub}");
+                let json = ex.to_json();
+                assert_eq!(json["shadow"]["differs"], json!(shadow.allowed != allowed));
+                assert!(!ex
+                    .permits
+                    .iter()
+                    .chain(&ex.forbids)
+                    .any(|r| r.contains("no-bob")
+                        || r.contains("also-carol")
+                        || r.contains("not-erin")));
+            });
+        }
+        let no_shadow = set.explain(
+            "update",
+            "doc",
+            &Request {
+                claims: &Val::Null,
+                scopes: &Val::Null,
+                roles: &Val::Null,
+                context: &Val::Null,
+                resource: &Val::Null,
+            },
+        );
+        assert!(no_shadow.shadow.is_none() && no_shadow.to_json().get("shadow").is_none());
+    }
+
+    #[test]
+    fn an_unloadable_shadow_forbid_denies_nothing() {
+        let rows = [
+            json!({"name": "all", "effect": "permit", "actions": ["read"], "resource_type": "doc"}),
+            json!({"name": "broken", "effect": "forbid", "actions": 1, "mode": "shadow"}),
+            json!({"name": "broken-enforced", "effect": "forbid", "actions": ["write"], "mode": 7}),
+        ];
+        let (set, errors) = RuleSet::from_rows(&rows);
+        assert_eq!(errors.len(), 2);
+        with_request("alice", |req| {
+            assert!(set.decide(&set.matching("read", "doc"), req).allowed);
+            // a mode that cannot be read is no proof the forbid was meant as a shadow
+            assert!(!set.decide(&set.matching("write", "doc"), req).allowed);
+        });
+    }
+
+    #[test]
+    fn a_verdict_names_the_first_rule_that_errored() {
+        let (set, _) = RuleSet::from_rows(&[
+            rule("a-bad-permit", "permit", "enforce", "claims.n > 1"),
+            rule(
+                "b-good-permit",
+                "permit",
+                "enforce",
+                "claims.sub == 'alice'",
+            ),
+        ]);
+        with_request("alice", |req| {
+            let v = set.decide(&set.matching("read", "doc"), req);
+            assert!(v.allowed);
+            assert_eq!(v.deciding, Some(1));
+            assert_eq!(v.errored, Some(0));
+        });
+        let (set, _) = RuleSet::from_rows(&[rule("f", "forbid", "enforce", "claims.n > 1")]);
+        with_request("alice", |req| {
+            let v = set.decide(&set.matching("read", "doc"), req);
+            assert_eq!(
+                (v.allowed, v.deciding, v.errored),
+                (false, Some(0), Some(0))
+            );
+        });
     }
 }
