@@ -16,6 +16,7 @@
 //! memory and its latch, and may wait for it (`oidc.refresh_wait`); backends never make a
 //! network call.
 
+mod dropdb;
 pub(crate) mod http;
 mod refresh;
 pub(crate) mod settings;
@@ -60,6 +61,8 @@ pub struct Shared {
     wanted: [u32; 8],
     workers: [Worker; SLOTS],
     requests: [Request; SLOTS],
+    /// Databases whose keys worker a command stopped (see `dropdb`): not started meanwhile.
+    paused: [dropdb::Pause; 8],
 }
 
 impl Shared {
@@ -90,6 +93,7 @@ pub fn init() {
     }
     pg_shmem_init!(SHARED);
     PRELOADED.store(true, Ordering::Relaxed);
+    dropdb::install();
     BackgroundWorkerBuilder::new("pg_oidc_authz launcher")
         .set_type("pg_oidc_authz launcher")
         .set_library("pg_oidc_authz")
@@ -337,6 +341,8 @@ pub extern "C-unwind" fn oidc_launcher_main(_arg: pg_sys::Datum) {
     let mut probe: Option<(u32, DynamicBackgroundWorker)> = None;
     let mut serving: HashMap<u32, DynamicBackgroundWorker> = HashMap::new();
     let mut last_scan: Option<Instant> = None;
+    // Databases whose worker a command stopped (`dropdb`), until it ends.
+    let mut deferred: Vec<u32> = Vec::new();
     loop {
         if BackgroundWorker::sighup_received() {
             // SAFETY: the standard reload, between units of work.
@@ -350,10 +356,40 @@ pub extern "C-unwind" fn oidc_launcher_main(_arg: pg_sys::Datum) {
                 }
             }
         }
-        let wanted = std::mem::take(&mut SHARED.exclusive().wanted);
-        for db in wanted.into_iter().filter(|db| *db != 0) {
+        let wanted: Vec<u32> = std::mem::take(&mut SHARED.exclusive().wanted)
+            .into_iter()
+            .filter(|db| *db != 0)
+            .collect();
+        // (a database asked for by a command that dropped it is gone: not probed)
+        let existing = if wanted.is_empty() {
+            Vec::new()
+        } else {
+            databases()
+        };
+        for db in wanted.into_iter().filter(|db| existing.contains(db)) {
             if !queue.contains(&db) {
                 queue.push_front(db);
+            }
+        }
+        if !deferred.is_empty() {
+            let now = now_secs();
+            let resumed: Vec<u32> = {
+                let s = SHARED.share();
+                deferred
+                    .iter()
+                    .copied()
+                    .filter(|db| !dropdb::paused(&s, *db, now))
+                    .collect()
+            };
+            if !resumed.is_empty() {
+                deferred.retain(|db| !resumed.contains(db));
+                // A dropped database is not probed (its worker could not even connect).
+                let existing = databases();
+                for db in resumed.into_iter().filter(|db| existing.contains(db)) {
+                    if !queue.contains(&db) {
+                        queue.push_front(db);
+                    }
+                }
             }
         }
         let registered = |db: u32| SHARED.share().live(db).is_some();
@@ -376,6 +412,12 @@ pub extern "C-unwind" fn oidc_launcher_main(_arg: pg_sys::Datum) {
         while probe.is_none() {
             let Some(db) = queue.pop_front() else { break };
             if serving.contains_key(&db) {
+                continue;
+            }
+            if dropdb::paused(&SHARED.share(), db, now_secs()) {
+                if !deferred.contains(&db) {
+                    deferred.push(db);
+                }
                 continue;
             }
             match start_keys_worker(db) {
@@ -492,4 +534,5 @@ pub fn at_transaction_end(committed: bool) {
     if WAKE_AT_COMMIT.swap(false, Ordering::Relaxed) && committed {
         wake();
     }
+    dropdb::at_transaction_end();
 }
