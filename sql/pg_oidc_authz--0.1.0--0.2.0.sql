@@ -283,7 +283,9 @@ STRICT STABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'fixed_timestamptz_wrapper';
 
-CREATE FUNCTION oidc."_gate_at_commit"() RETURNS void
+CREATE FUNCTION oidc."_gate_at_commit"(
+	"rules_changed" bool DEFAULT false /* bool */
+) RETURNS void
 STRICT VOLATILE PARALLEL UNSAFE 
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'gate_at_commit_wrapper';
@@ -326,7 +328,7 @@ $$;
 CREATE FUNCTION oidc._rule_tests_changed() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM oidc._gate_at_commit();
+    PERFORM oidc._gate_at_commit(TG_TABLE_NAME = 'rules');  -- also oidc.rules' rules_gate
     RETURN NULL;
 END
 $$;
@@ -745,8 +747,8 @@ CREATE TRIGGER rules_gate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON oidc.r
     FOR EACH STATEMENT EXECUTE FUNCTION oidc._rule_tests_changed();
 REVOKE ALL ON oidc.rule_tests FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON oidc.rule_tests TO oidc_admin;
-REVOKE ALL ON FUNCTION oidc.test_rules(), oidc._check_rule_test_row(jsonb), oidc._gate_at_commit(),
+REVOKE ALL ON FUNCTION oidc.test_rules(), oidc._check_rule_test_row(jsonb), oidc._gate_at_commit(boolean),
     oidc._rule_test_json(oidc.rule_tests), oidc._rule_test_validate(), oidc._rule_tests_changed() FROM PUBLIC;
 -- The triggers run as whoever writes the tables: their owner or an admin.
-GRANT EXECUTE ON FUNCTION oidc.test_rules(), oidc._check_rule_test_row(jsonb), oidc._gate_at_commit(),
+GRANT EXECUTE ON FUNCTION oidc.test_rules(), oidc._check_rule_test_row(jsonb), oidc._gate_at_commit(boolean),
     oidc._rule_test_json(oidc.rule_tests) TO oidc_admin;

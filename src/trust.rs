@@ -574,7 +574,17 @@ pub fn load() -> TrustConfig {
 /// The rules, compiled. An invalid permit is left out; an invalid forbid denies whatever
 /// it may match (see [`RuleSet::from_rows`]).
 pub fn load_rules() -> RuleSet {
-    let (rules, errors) = RuleSet::from_rows(&read(Table::Rules));
+    compile_rules(&read_rule_rows())
+}
+
+/// The rules' rows as stored (the rule-test gate asks whether there are any).
+pub fn read_rule_rows() -> Vec<Value> {
+    read(Table::Rules)
+}
+
+/// Rows of [`read_rule_rows`], compiled as [`load_rules`] does.
+pub fn compile_rules(rows: &[Value]) -> RuleSet {
+    let (rules, errors) = RuleSet::from_rows(rows);
     report_invalid_rules(&errors);
     rules
 }

@@ -96,6 +96,28 @@ def test_a_failing_test_is_refused_unless_ungated(rules):
         rules.execute("update oidc.rule_tests set gate = true where name = 'wrong, noted'")
 
 
+def test_without_any_rules_the_tests_wait_for_the_first(superuser, issuer):
+    """As pg_restore loads them (oidc.rule_tests before oidc.rules, a transaction each): tests
+    written while there are no rules are kept; the transaction that writes the rules runs
+    them, and one that empties oidc.rules is gated like any change."""
+    su = superuser
+    su.execute("delete from oidc.rule_tests")
+    su.execute("delete from oidc.rules")
+    try:
+        add_test(su, "alice reads hers", {"sub": "alice"}, "allow", "owner")
+        assert results(su)["alice reads hers"][0] is False
+        with pytest.raises(psycopg.errors.CheckViolation):
+            su.execute("insert into oidc.rules (name, effect, actions, resource_type) values ('other', 'permit', '{write}', 'doc')")
+        su.execute(PERMIT)
+        assert results(su)["alice reads hers"][0] is True
+        for change in ("delete from oidc.rules", "truncate oidc.rules"):
+            with pytest.raises(psycopg.errors.CheckViolation):
+                su.execute(change)
+    finally:
+        su.execute("delete from oidc.rule_tests")
+        su.execute("delete from oidc.rules")
+
+
 def test_a_prepared_breaking_change_is_refused(rules):
     rules.execute("begin")
     rules.execute("delete from oidc.rules")

@@ -1,7 +1,7 @@
 """ALTER EXTENSION pg_oidc_authz UPDATE from 0.1.0 (the first release, sql/pg_oidc_authz--0.1.0.sql
 as pgrx generated it) gives the schema a fresh install of today's version has, keeps the
 configuration, and decides as before: the same tokens see the same rows through the same
-policies, which were never dropped.
+policies, which were never dropped (the configuration is tests/e2e/deployment.py's).
 
 A schema change that the upgrade script does not make shows here as a difference between
 the two catalogs (tests/e2e/catalog.py): every schema change extends
@@ -21,7 +21,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from catalog import extension_schema
-from helpers import APP_ROLE, DOCS, connect, mint, sub_with
+from deployment import RULES, assert_decides, configure, drop, recreate, visible
+from helpers import APP_ROLE, connect, mint
 
 UPGRADED = "oidc_e2e_upgraded"
 FRESH = "oidc_e2e_fresh"
@@ -31,83 +32,12 @@ ISSUER_COLUMNS = ("issuer, audiences, jwks, algorithms, leeway, required_typ, ro
                   " enabled, comment, updated_at")
 RULE_COLUMNS = "name, effect, actions, resource_type, condition, description, enabled, updated_at"
 
-# Who sees which of DOCS: owners their own, editors (a role mapped through the issuer's
-# roles_claim, realm_access.roles) everything, and nobody carol's (a forbid).
-RULES = [
-    ("owners", "permit", ["read"], "doc", "resource.owner == claims.sub", None),
-    ("editors", "permit", ["read"], "doc", '"editor" in roles', "mapped by the issuer's roles_claim"),
-    ("frozen", "forbid", ["*"], "doc", 'resource.owner == "carol"', None),
-]
-SEES = {"alice": [1, 2], "bob": [3], "carol": []}
-EDITOR_SEES = [1, 2, 3]
-
-# Three policies over the same rows: the pair form (which 0.2.0 translates into SQL through
-# the support function the upgrade adds to the existing function), the jsonb form, and a
-# claim compared per statement.
-TABLES = {
-    "docs_pairs": "oidc.allow('read', 'doc', 'owner', owner)",
-    "docs_jsonb": "oidc.allow('read', 'doc', pg_catalog.jsonb_build_object('owner', owner))",
-    "docs_claim": "owner = (select oidc.sub()) and owner <> 'carol' or oidc.has_role('editor') and owner <> 'carol'",
-}
-
 
 @dataclass(frozen=True)
 class Upgraded:
     issuers: list[tuple]
     rules: list[tuple]
     policies: list[tuple]
-
-
-def configure(su: psycopg.Connection) -> None:
-    """What a 0.1.0 user had: issuers (0.1.0's columns only), rules, protected tables."""
-    su.execute("insert into oidc.issuers (issuer, audiences, jwks, roles_claim, comment)"
-               " values (%s, %s, %s, 'realm_access.roles', 'the test issuer')",
-               (mint.ISSUER, [mint.AUDIENCE], Jsonb(mint.jwks(kids=mint.ASYMMETRIC_KIDS))))
-    su.execute("insert into oidc.issuers (issuer, audiences, jwks, algorithms, leeway, required_typ)"
-               " values (%s, %s, %s, %s, '10 seconds', 'at+jwt')",
-               (mint.HMAC_ISSUER, [mint.AUDIENCE], Jsonb(mint.jwks(kids=mint.HMAC_KIDS)), mint.HMAC_ALGORITHMS))
-    with su.cursor() as cur:
-        cur.executemany("insert into oidc.rules (name, effect, actions, resource_type, condition, description)"
-                        " values (%s, %s, %s, %s, %s, %s)", RULES)
-    for table, using in TABLES.items():
-        t = sql.Identifier(table)
-        su.execute(sql.SQL("create table {} (id int primary key, owner text not null)").format(t))
-        with su.cursor() as cur:
-            cur.executemany(sql.SQL("insert into {} values (%s, %s)").format(t), DOCS)
-        su.execute(sql.SQL("alter table {} enable row level security").format(t))
-        su.execute(sql.SQL("alter table {} force row level security").format(t))
-        su.execute(sql.SQL("create policy readers on {} for select using ({})").format(t, sql.SQL(using)))
-        su.execute(sql.SQL("grant select on {} to {}").format(t, sql.Identifier(APP_ROLE)))
-
-
-def recreate(db: str) -> None:
-    with connect("postgres") as admin:
-        admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(db)))
-        admin.execute(sql.SQL("create database {}").format(sql.Identifier(db)))
-
-
-def visible(conn: psycopg.Connection, tok: str | None, table: str) -> list[int]:
-    with conn.transaction():
-        if tok is not None:
-            conn.execute("select set_config('oidc.token', %s, true)", (tok,))
-        return [r[0] for r in conn.execute(sql.SQL("select id from {} order by id").format(sql.Identifier(table)))]
-
-
-def assert_decides(make_token) -> None:
-    with connect(UPGRADED, user=APP_ROLE) as app:
-        for table in TABLES:
-            for sub, ids in SEES.items():
-                assert visible(app, make_token(sub=sub), table) == ids, (table, sub)
-            editor = make_token(sub="zed", realm_access={"roles": ["editor"]})
-            assert visible(app, editor, table) == EDITOR_SEES, table
-            assert visible(app, None, table) == [], table  # anonymous
-        with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification):
-            visible(app, make_token(sub="alice", key=mint.attacker_key(), kid="rs256"), "docs_pairs")
-        # The other issuer, with its HMAC keys, its leeway and required typ, is kept too.
-        hs = make_token("HS256", sub="alice", headers={"typ": "at+jwt"})
-        assert sub_with(app, hs) == "alice"
-        with pytest.raises(psycopg.errors.InvalidAuthorizationSpecification):
-            sub_with(app, make_token("HS256", sub="alice"))  # no typ
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +55,7 @@ def upgraded(database) -> Iterator[Upgraded]:
             su.execute("alter extension pg_oidc_authz update")
         yield Upgraded(issuers, rules, policies)
     finally:
-        with connect("postgres") as admin:
-            admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(UPGRADED)))
+        drop(UPGRADED)
 
 
 def test_the_first_release_installs_beside_the_current_one(database):
@@ -154,8 +83,7 @@ def test_the_updated_schema_is_a_fresh_install(upgraded):
                                                             " where name = 'pg_oidc_authz'").fetchone()[0]
             updated = extension_schema(su)
     finally:
-        with connect("postgres") as admin:
-            admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(FRESH)))
+        drop(FRESH)
     diff = list(difflib.unified_diff(fresh, updated, "fresh install", "updated from 0.1.0", lineterm="", n=1))
     assert not diff, "the upgrade script does not give a fresh install's schema:\n" + "\n".join(diff)
 
@@ -173,7 +101,7 @@ def test_rows_and_policies_are_kept(upgraded):
 
 
 def test_tokens_and_rules_still_decide(upgraded, make_token):
-    assert_decides(make_token)
+    assert_decides(UPGRADED, make_token)
 
 
 def test_what_0_2_0_adds_works_on_the_kept_configuration(upgraded, make_token):
@@ -200,4 +128,4 @@ def test_what_0_2_0_adds_works_on_the_kept_configuration(upgraded, make_token):
             visible(app, make_token(sub="bob", iat=int(now.timestamp()) - 60), "docs_pairs")
     with connect(UPGRADED) as su:
         su.execute("delete from oidc.revocations")
-    assert_decides(make_token)
+    assert_decides(UPGRADED, make_token)
