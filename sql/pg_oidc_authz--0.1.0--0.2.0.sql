@@ -140,7 +140,7 @@ BEGIN
         UPDATE oidc.issuers_history SET valid_to = clock_timestamp(), ended_by = session_user
          WHERE issuer = OLD.issuer AND valid_to IS NULL;
     END IF;
-    PERFORM oidc._gate_at_commit();  -- rule tests map scopes and roles by the issuer
+    PERFORM oidc._gate_at_commit('issuers');  -- rule tests map scopes and roles by the issuer
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
         UPDATE oidc.issuers_history SET valid_to = clock_timestamp(), ended_by = session_user
          WHERE issuer = NEW.issuer AND valid_to IS NULL;
@@ -284,9 +284,9 @@ LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'fixed_timestamptz_wrapper';
 
 CREATE FUNCTION oidc."_gate_at_commit"(
-	"rules_changed" bool DEFAULT false /* bool */
+	"changed" TEXT DEFAULT NULL /* Option < & str > */
 ) RETURNS void
-STRICT VOLATILE PARALLEL UNSAFE 
+VOLATILE PARALLEL UNSAFE 
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'gate_at_commit_wrapper';
 
@@ -328,7 +328,7 @@ $$;
 CREATE FUNCTION oidc._rule_tests_changed() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM oidc._gate_at_commit(TG_TABLE_NAME = 'rules');  -- also oidc.rules' rules_gate
+    PERFORM oidc._gate_at_commit(TG_TABLE_NAME);  -- also oidc.rules' rules_gate
     RETURN NULL;
 END
 $$;
@@ -747,8 +747,8 @@ CREATE TRIGGER rules_gate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON oidc.r
     FOR EACH STATEMENT EXECUTE FUNCTION oidc._rule_tests_changed();
 REVOKE ALL ON oidc.rule_tests FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON oidc.rule_tests TO oidc_admin;
-REVOKE ALL ON FUNCTION oidc.test_rules(), oidc._check_rule_test_row(jsonb), oidc._gate_at_commit(boolean),
+REVOKE ALL ON FUNCTION oidc.test_rules(), oidc._check_rule_test_row(jsonb), oidc._gate_at_commit(text),
     oidc._rule_test_json(oidc.rule_tests), oidc._rule_test_validate(), oidc._rule_tests_changed() FROM PUBLIC;
 -- The triggers run as whoever writes the tables: their owner or an admin.
-GRANT EXECUTE ON FUNCTION oidc.test_rules(), oidc._check_rule_test_row(jsonb), oidc._gate_at_commit(boolean),
+GRANT EXECUTE ON FUNCTION oidc.test_rules(), oidc._check_rule_test_row(jsonb), oidc._gate_at_commit(text),
     oidc._rule_test_json(oidc.rule_tests) TO oidc_admin;

@@ -562,7 +562,17 @@ fn report_invalid<E: std::fmt::Display>(table: Table, errors: &[E], consequence:
 
 /// The trusted issuers. Invalid rows are left out, so their tokens fail closed.
 pub fn load() -> TrustConfig {
-    let (config, errors) = TrustConfig::from_rows(&read(Table::Issuers));
+    compile_issuers(&read_issuer_rows())
+}
+
+/// The issuers' rows as stored (the rule-test gate asks whether there are any).
+pub fn read_issuer_rows() -> Vec<Value> {
+    read(Table::Issuers)
+}
+
+/// Rows of [`read_issuer_rows`], loaded as [`load`] does.
+pub fn compile_issuers(rows: &[Value]) -> TrustConfig {
+    let (config, errors) = TrustConfig::from_rows(rows);
     report_invalid(
         Table::Issuers,
         &errors,

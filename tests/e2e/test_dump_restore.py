@@ -7,7 +7,8 @@ oidc.rules: the rule-test gate waits for the first rules) or in parallel.
 Into the same major by default. With PGOIDC_RESTORE_BINDIR (the bin directory of another
 major, e.g. PostgreSQL 18) and PGOIDC_RESTORE_HOST/PGOIDC_RESTORE_PORT (a running cluster of
 that major with the extension installed), the same cases also restore there, dumped with
-that major's pg_dump as PostgreSQL's upgrade path by dump asks.
+that major's pg_dump as PostgreSQL's upgrade path by dump asks (the application role the
+dump grants to is created there when missing, and dropped after).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from deployment import assert_decides, configure, drop, recreate, visible
@@ -116,9 +118,19 @@ def dumped(database) -> Iterator[Dumped]:
 @pytest.fixture(params=targets(), ids=lambda t: t.name)
 def target(request) -> Iterator[Target]:
     t: Target = request.param
+    # Another cluster needs the application role the dump grants to (roles are not dumped).
+    made_role = False
+    if t.connection:
+        with connect("postgres", **t.connection) as admin:
+            if admin.execute("select count(*) from pg_roles where rolname = %s", (APP_ROLE,)).fetchone()[0] == 0:
+                admin.execute(sql.SQL("create role {} login").format(sql.Identifier(APP_ROLE)))
+                made_role = True
     recreate(RESTORED, **t.connection)
     yield t
     drop(RESTORED, **t.connection)
+    if made_role:
+        with connect("postgres", **t.connection) as admin:
+            admin.execute(sql.SQL("drop role {}").format(sql.Identifier(APP_ROLE)))
 
 
 def run(cmd: list[str]) -> subprocess.CompletedProcess:

@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 
 from catalog import extension_schema
 from deployment import RULES, assert_decides, configure, drop, recreate, visible
-from helpers import APP_ROLE, connect, mint
+from helpers import APP_ROLE, connect, fresh_token, mint
 
 UPGRADED = "oidc_e2e_upgraded"
 FRESH = "oidc_e2e_fresh"
@@ -52,6 +52,10 @@ def upgraded(database) -> Iterator[Upgraded]:
             rules = su.execute(f"select {RULE_COLUMNS} from oidc.rules order by name").fetchall()
             policies = su.execute("select tablename, policyname, qual from pg_policies"
                                   " where schemaname = 'public' order by tablename").fetchall()
+        # The window between installing the new library and the update: the old schema on
+        # the new library still verifies and decides.
+        assert_decides(UPGRADED, fresh_token)
+        with connect(UPGRADED) as su:
             su.execute("alter extension pg_oidc_authz update")
         yield Upgraded(issuers, rules, policies)
     finally:
