@@ -6,7 +6,8 @@
 # writes target/package/postgresql-<major>-pg-oidc-authz_<version>_<arch>.deb (and prints its
 # path): the library, the control file, the install script of this version and those of the
 # earlier releases kept in sql/ (so CREATE EXTENSION ... VERSION and ALTER EXTENSION ... UPDATE
-# work from every one), the upgrade scripts, README and the copyright file, at the paths the
+# work from every one), the upgrade scripts, the Supabase shim (contrib/pg_oidc_authz/), README
+# and the copyright file, at the paths the
 # pg_config names (Debian's postgresql-<major> layout for the system one). Nothing is
 # installed: `cargo pgrx package` builds into a staging directory, dpkg-deb wraps it.
 set -euo pipefail
@@ -57,9 +58,13 @@ for script in "$ROOT"/sql/"$EXT"--*.sql; do
     install -m 0644 "$script" "$extdir/"
 done
 
+# The optional Supabase shim is no extension script: psql -f runs it (README "Integrations").
+install -D -m 0644 "$ROOT/sql/supabase_compat.sql" "$STAGE$SHAREDIR/contrib/$EXT/supabase_compat.sql"
+
 doc=$STAGE/usr/share/doc/$NAME
 install -d "$doc"
-install -m 0644 "$ROOT/README.md" "$doc/README.md"
+# Compressed, as Debian's policy asks of documentation (the copyright file stays plain).
+gzip -9n <"$ROOT/README.md" >"$doc/README.md.gz"
 # Machine-readable copyright (DEP-5); the license is the crate's (Cargo.toml).
 [[ $LICENSE == MIT ]] || die "the copyright file below only knows the MIT license, not $LICENSE"
 cat >"$doc/copyright" <<COPYRIGHT

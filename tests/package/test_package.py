@@ -80,7 +80,8 @@ def test_the_files_and_nothing_else():
     extension = f"{pg_config('--sharedir')}/extension"
     expected = {f"{pg_config('--pkglibdir')}/pg_oidc_authz.so", f"{extension}/pg_oidc_authz.control",
                 f"{extension}/pg_oidc_authz--{VERSION}.sql",
-                f"/usr/share/doc/{NAME}/README.md", f"/usr/share/doc/{NAME}/copyright"}
+                f"{pg_config('--sharedir')}/contrib/pg_oidc_authz/supabase_compat.sql",
+                f"/usr/share/doc/{NAME}/README.md.gz", f"/usr/share/doc/{NAME}/copyright"}
     # Every install and upgrade script of sql/: each earlier release installs and updates.
     expected |= {f"{extension}/{name}" for name in SQL}
     assert files == expected
