@@ -8,8 +8,9 @@
 -- REPLACE), so the policies, views and functions that call them stay valid; only
 -- oidc.replay, which gained a parameter, is dropped and created again.
 --
--- Every later schema change adds to the next upgrade script and to test_upgrade.py in the
--- same commit (README "Upgrade").
+-- Until 0.2.0 is released, every schema change adds to this script (after: to
+-- pg_oidc_authz--0.2.0--<next>.sql), and where needed to test_upgrade.py, in the same
+-- commit (README "Upgrade").
 
 \echo Use "ALTER EXTENSION pg_oidc_authz UPDATE TO '0.2.0'" to load this file. \quit
 
