@@ -3,12 +3,16 @@
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
-PG_CONFIG := /usr/lib/postgresql/15/bin/pg_config
+# The server to build and package for (make package PG_CONFIG=/path/to/18/bin/pg_config).
+PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+# Install scripts of earlier releases (sql/pg_oidc_authz--X.sql, kept as pgrx generated them):
+# cargo pgrx install copies only this version's and the upgrade scripts (…--X--Y.sql).
+OLD_INSTALL_SCRIPTS := $(filter-out $(wildcard $(ROOT)/sql/pg_oidc_authz--*--*.sql),$(wildcard $(ROOT)/sql/pg_oidc_authz--*.sql))
 # Test clusters of `cargo pgrx test --runas postgres` go here (a directory postgres can write).
 PGTEST_DATA := /tmp/pg_oidc_authz/pgtest-data
 MAKEFLAGS += --no-print-directory
 
-.PHONY: setup install cluster-start cluster-stop test lint unit pgtest regress regress-update e2e demo bench equivalence differential fuzz
+.PHONY: setup install cluster-start cluster-stop test lint unit pgtest regress regress-update e2e package package-test demo bench equivalence differential fuzz
 
 setup:
 	"$(ROOT)"/scripts/setup.sh
@@ -18,6 +22,7 @@ setup:
 install:
 	"$(ROOT)"/scripts/cluster.sh stop
 	cd "$(ROOT)" && cargo pgrx install --release --pg-config $(PG_CONFIG)
+	install -m 0644 $(OLD_INSTALL_SCRIPTS) "$$($(PG_CONFIG) --sharedir)/extension/"
 
 cluster-start:
 	"$(ROOT)"/scripts/cluster.sh start
@@ -28,7 +33,7 @@ cluster-stop:
 # Stops at the first failing tier; the cluster is stopped whatever happens.
 test:
 	@trap '$(MAKE) cluster-stop' EXIT; \
-	for tier in setup lint unit pgtest install regress e2e; do \
+	for tier in setup lint unit pgtest install regress e2e package package-test; do \
 		echo "==> make $$tier"; \
 		$(MAKE) $$tier; \
 	done; \
@@ -59,6 +64,16 @@ regress-update:
 
 e2e:
 	"$(ROOT)"/scripts/e2e.sh
+
+# A Debian package for PG_CONFIG's major: target/package/postgresql-NN-pg-oidc-authz_<version>_<arch>.deb
+# (library, control file, every install and upgrade script, README, copyright). Installs nothing.
+package:
+	"$(ROOT)"/scripts/package.sh $(PG_CONFIG)
+
+# The package's control fields and files, and an install of it into a scratch copy of the
+# server (never the system's directories) used with CREATE EXTENSION, no Rust in the PATH.
+package-test:
+	"$(ROOT)"/scripts/package-test.sh $(PG_CONFIG)
 
 # Sequential on purpose: prerequisites could run in parallel under make -j.
 demo:

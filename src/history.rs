@@ -143,7 +143,7 @@ BEGIN
         UPDATE oidc.issuers_history SET valid_to = clock_timestamp(), ended_by = session_user
          WHERE issuer = OLD.issuer AND valid_to IS NULL;
     END IF;
-    PERFORM oidc._gate_at_commit();  -- rule tests map scopes and roles by the issuer
+    PERFORM oidc._gate_at_commit('issuers');  -- rule tests map scopes and roles by the issuer
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
         UPDATE oidc.issuers_history SET valid_to = clock_timestamp(), ended_by = session_user
          WHERE issuer = NEW.issuer AND valid_to IS NULL;

@@ -335,10 +335,10 @@ CREATE TRIGGER rules_gate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON oidc.r
     FOR EACH STATEMENT EXECUTE FUNCTION oidc._rule_tests_changed();
 REVOKE ALL ON oidc.rule_tests FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON oidc.rule_tests TO oidc_admin;
-REVOKE ALL ON FUNCTION oidc.test_rules(), oidc._check_rule_test_row(jsonb), oidc._gate_at_commit(),
+REVOKE ALL ON FUNCTION oidc.test_rules(), oidc._check_rule_test_row(jsonb), oidc._gate_at_commit(text),
     oidc._rule_test_json(oidc.rule_tests), oidc._rule_test_validate(), oidc._rule_tests_changed() FROM PUBLIC;
 -- The triggers run as whoever writes the tables: their owner or an admin.
-GRANT EXECUTE ON FUNCTION oidc.test_rules(), oidc._check_rule_test_row(jsonb), oidc._gate_at_commit(),
+GRANT EXECUTE ON FUNCTION oidc.test_rules(), oidc._check_rule_test_row(jsonb), oidc._gate_at_commit(text),
     oidc._rule_test_json(oidc.rule_tests) TO oidc_admin;
 
 -- Stats (src/stats.rs): for admins and monitoring; resetting, for admins.

@@ -14,6 +14,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Set by a change of `oidc.rules` or `oidc.rule_tests` in this transaction.
 static GATE_AT_COMMIT: AtomicBool = AtomicBool::new(false);
+/// Set by a change of `oidc.rules`, and of `oidc.issuers`, in this transaction: the gate
+/// then runs even when the change left that table empty (see [`before_commit`]).
+static RULES_CHANGED: AtomicBool = AtomicBool::new(false);
+static ISSUERS_CHANGED: AtomicBool = AtomicBool::new(false);
 
 /// Validates one row (`oidc._rule_test_json(NEW)`); raises 22023 naming the problem.
 #[pg_extern(immutable, parallel_safe, name = "_check_rule_test_row")]
@@ -24,10 +28,16 @@ fn check_rule_test_row(row: JsonB) {
         .or_raise()
 }
 
-/// Asks for the gate when this transaction commits (the tables' triggers).
+/// Asks for the gate when this transaction commits (the tables' triggers); `changed` names
+/// the table the caller's trigger is on (`rules`, `rule_tests`, `issuers`).
 #[pg_extern(volatile, parallel_unsafe, name = "_gate_at_commit")]
-fn gate_at_commit() {
+fn gate_at_commit(changed: default!(Option<&str>, "NULL")) {
     GATE_AT_COMMIT.store(true, Ordering::Relaxed);
+    match changed {
+        Some("rules") => RULES_CHANGED.store(true, Ordering::Relaxed),
+        Some("issuers") => ISSUERS_CHANGED.store(true, Ordering::Relaxed),
+        _ => {}
+    }
     trust::lock_at_commit(); // serialises the gates of concurrent writers
 }
 
@@ -49,12 +59,17 @@ struct Ran {
 /// (read afresh, not from the session's cache). A row that cannot be read (written around
 /// the validating trigger) is a failing test of that name.
 fn run_all() -> Vec<Ran> {
+    run_with(&trust::read_rule_rows(), &trust::read_issuer_rows())
+}
+
+/// [`run_all`] with the rules' and the issuers' rows already read.
+fn run_with(rule_rows: &[serde_json::Value], issuer_rows: &[serde_json::Value]) -> Vec<Ran> {
     let rows = trust::read_rule_tests();
     if rows.is_empty() {
         return Vec::new();
     }
-    let rules: RuleSet = trust::load_rules();
-    let issuers: TrustConfig = trust::load();
+    let rules: RuleSet = trust::compile_rules(rule_rows);
+    let issuers: TrustConfig = trust::compile_issuers(issuer_rows);
     let now = now_ns();
     rows.iter()
         .map(|row| {
@@ -133,7 +148,16 @@ fn expected(test: &RuleTest) -> String {
 
 /// Before this transaction commits or is prepared: if it changed the rules or the tests,
 /// every gated test must pass, or the commit is refused (23514) naming the failures.
+///
+/// While `oidc.rules` or `oidc.issuers` has no rows at all, and this transaction did not
+/// change that table, nothing is decided yet (no rule grants, no token verifies) and the
+/// gate waits for the configuration to be whole: a database being set up, or restored by
+/// `pg_restore` one table per transaction (`oidc.rule_tests`, sorted by name, arrives before
+/// `oidc.rules`) or with parallel jobs (in any order). The transaction that completes it runs
+/// every test. A transaction that empties either table is gated as any change.
 pub fn before_commit() {
+    let rules_changed = RULES_CHANGED.swap(false, Ordering::Relaxed);
+    let issuers_changed = ISSUERS_CHANGED.swap(false, Ordering::Relaxed);
     if !GATE_AT_COMMIT.swap(false, Ordering::Relaxed) {
         return;
     }
@@ -147,8 +171,16 @@ pub fn before_commit() {
     // has no active snapshot at all.
     // SAFETY: inside the committing transaction; popped below, or by abort cleanup.
     unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetLatestSnapshot()) };
-    let ran = run_all();
-    // SAFETY: pops what was pushed above (an error in run_all aborts, which pops it).
+    let rule_rows = trust::read_rule_rows();
+    let issuer_rows = trust::read_issuer_rows();
+    let incomplete =
+        (rule_rows.is_empty() && !rules_changed) || (issuer_rows.is_empty() && !issuers_changed);
+    let ran = if incomplete {
+        Vec::new()
+    } else {
+        run_with(&rule_rows, &issuer_rows)
+    };
+    // SAFETY: pops what was pushed above (an error in the reads aborts, which pops it).
     unsafe { pg_sys::PopActiveSnapshot() };
     let failures: Vec<(String, String)> = ran
         .into_iter()
@@ -178,6 +210,8 @@ pub fn before_commit() {
 /// Drops a request for the gate when the transaction ends without committing.
 pub fn at_transaction_end() {
     GATE_AT_COMMIT.store(false, Ordering::Relaxed);
+    RULES_CHANGED.store(false, Ordering::Relaxed);
+    ISSUERS_CHANGED.store(false, Ordering::Relaxed);
 }
 
 pgrx::extension_sql!(
@@ -220,7 +254,7 @@ $$;
 CREATE FUNCTION oidc._rule_tests_changed() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM oidc._gate_at_commit();
+    PERFORM oidc._gate_at_commit(TG_TABLE_NAME);  -- also oidc.rules' rules_gate
     RETURN NULL;
 END
 $$;

@@ -562,7 +562,17 @@ fn report_invalid<E: std::fmt::Display>(table: Table, errors: &[E], consequence:
 
 /// The trusted issuers. Invalid rows are left out, so their tokens fail closed.
 pub fn load() -> TrustConfig {
-    let (config, errors) = TrustConfig::from_rows(&read(Table::Issuers));
+    compile_issuers(&read_issuer_rows())
+}
+
+/// The issuers' rows as stored (the rule-test gate asks whether there are any).
+pub fn read_issuer_rows() -> Vec<Value> {
+    read(Table::Issuers)
+}
+
+/// Rows of [`read_issuer_rows`], loaded as [`load`] does.
+pub fn compile_issuers(rows: &[Value]) -> TrustConfig {
+    let (config, errors) = TrustConfig::from_rows(rows);
     report_invalid(
         Table::Issuers,
         &errors,
@@ -574,7 +584,17 @@ pub fn load() -> TrustConfig {
 /// The rules, compiled. An invalid permit is left out; an invalid forbid denies whatever
 /// it may match (see [`RuleSet::from_rows`]).
 pub fn load_rules() -> RuleSet {
-    let (rules, errors) = RuleSet::from_rows(&read(Table::Rules));
+    compile_rules(&read_rule_rows())
+}
+
+/// The rules' rows as stored (the rule-test gate asks whether there are any).
+pub fn read_rule_rows() -> Vec<Value> {
+    read(Table::Rules)
+}
+
+/// Rows of [`read_rule_rows`], compiled as [`load_rules`] does.
+pub fn compile_rules(rows: &[Value]) -> RuleSet {
+    let (rules, errors) = RuleSet::from_rows(rows);
     report_invalid_rules(&errors);
     rules
 }

@@ -6,15 +6,14 @@ configuration is reset for each test.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from helpers import APP_ROLE, DB, DOCS, app_connect, connect, mint
+from helpers import APP_ROLE, DB, DOCS, app_connect, connect, fresh_token, mint
 
 
 @pytest.fixture(scope="session")
@@ -90,12 +89,4 @@ def permit_docs(superuser):
 @pytest.fixture
 def make_token() -> Callable[..., str]:
     """Mints a token at call time: iat = now and exp = now + 300 unless given."""
-
-    def make(alg: str = "RS256", sub: str = "alice", *, kid: str | None = None, key: Any = None,
-             headers: dict[str, Any] | None = None, **claims: Any) -> str:
-        now = int(time.time())
-        claims.setdefault("iss", mint.issuer_for(alg))
-        iat, exp = claims.pop("iat", now), claims.pop("exp", now + 300)
-        return mint.token(alg, kid, mint.claims(sub, iat=iat, exp=exp, **claims), headers, key)
-
-    return make
+    return fresh_token

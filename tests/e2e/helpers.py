@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,15 @@ DB = os.environ.get("PGOIDC_E2E_DB", "oidc_e2e")
 APP_ROLE = "e2e_app"
 SUPERUSER = os.environ.get("PGUSER", "postgres")
 DOCS = [(1, "alice"), (2, "alice"), (3, "bob"), (4, "carol")]
+
+
+def fresh_token(alg: str = "RS256", sub: str = "alice", *, kid: str | None = None, key: Any = None,
+                headers: dict[str, Any] | None = None, **claims: Any) -> str:
+    """A token minted now: iat = now and exp = now + 300 unless given (the make_token fixture)."""
+    now = int(time.time())
+    claims.setdefault("iss", mint.issuer_for(alg))
+    iat, exp = claims.pop("iat", now), claims.pop("exp", now + 300)
+    return mint.token(alg, kid, mint.claims(sub, iat=iat, exp=exp, **claims), headers, key)
 
 
 def connect(dbname: str = DB, user: str = SUPERUSER, **kwargs: Any) -> psycopg.Connection:

@@ -1,12 +1,10 @@
 """Rule history (oidc.rules_history, oidc.issuers_history): every version of every rule and of
 the issuers' scope and role mapping, kept by triggers nobody can bypass or edit; replay as of a
 time decides with what was in force then, and `rules => 'current'` with today's. History
-survives pg_dump and pg_restore."""
+survives pg_dump and pg_restore (test_dump_restore.py)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import time
 
 import psycopg
@@ -109,34 +107,3 @@ def test_history_is_read_only_and_admin_only(history, superuser):
     finally:
         su.execute("drop owned by e2e_rule_admin")
         su.execute("drop role e2e_rule_admin")
-
-
-def test_history_and_rule_tests_survive_dump_and_restore(history, tmp_path):
-    su = history
-    su.execute("insert into oidc.rules (name, effect, actions, resource_type, condition)"
-               " values ('owner', 'permit', '{read}', 'doc', 'resource.owner == claims.sub')")
-    su.execute("insert into oidc.rule_tests (name, claims, action, resource_type, resource, expect)"
-               " values ('alice reads hers', '{\"sub\": \"alice\"}', 'read', 'doc', '{\"owner\": \"alice\"}', 'allow')")
-    sunday = instant(su)
-    with su.transaction():  # the gate: a rule change and the test it breaks, together
-        su.execute("update oidc.rules set condition = 'false' where name = 'owner'")
-        su.execute("update oidc.rule_tests set expect = 'deny'")
-    dump = tmp_path / "db.dump"
-    bindir = os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin")
-    env = {**os.environ, "PGUSER": "postgres"}
-    restored = "oidc_e2e_restored"
-    with connect("postgres") as admin:
-        admin.execute(f"drop database if exists {restored} with (force)")
-        admin.execute(f"create database {restored}")
-    try:
-        subprocess.run([f"{bindir}/pg_dump", "-Fc", "-f", str(dump), DB], check=True, env=env, timeout=120,
-                       capture_output=True)
-        subprocess.run([f"{bindir}/pg_restore", "--single-transaction", "-d", restored, str(dump)],
-                       check=True, env=env, timeout=120, capture_output=True)
-        with connect(restored) as conn:
-            assert replay(conn, {"sub": "alice"}, sunday) == "allow"
-            assert replay(conn, {"sub": "alice"}, sunday, "current") == "deny"
-            assert conn.execute("select bool_and(passed), count(*) from oidc.test_rules()").fetchone() == (True, 1)
-    finally:
-        with connect("postgres") as admin:
-            admin.execute(f"drop database if exists {restored} with (force)")

@@ -96,6 +96,41 @@ def test_a_failing_test_is_refused_unless_ungated(rules):
         rules.execute("update oidc.rule_tests set gate = true where name = 'wrong, noted'")
 
 
+def test_the_gate_waits_for_rules_and_issuers(superuser, issuer):
+    """As pg_restore loads them (each table in its own transaction: oidc.rule_tests before
+    oidc.rules; with parallel jobs in any order): while oidc.rules or oidc.issuers is empty,
+    and the transaction did not empty it, tests are kept unrun; the transaction that
+    completes the configuration runs them, and one that empties either table is gated."""
+    su = superuser
+    su.execute("delete from oidc.rule_tests")
+    su.execute("delete from oidc.rules")
+    issuers = su.execute("select issuer, audiences, jwks, algorithms from oidc.issuers").fetchall()
+    try:
+        add_test(su, "alice reads hers", {"sub": "alice"}, "allow", "owner")
+        assert results(su)["alice reads hers"][0] is False
+        with pytest.raises(psycopg.errors.CheckViolation):  # rules now, and the test fails
+            su.execute("insert into oidc.rules (name, effect, actions, resource_type) values ('other', 'permit', '{write}', 'doc')")
+        su.execute(PERMIT)
+        assert results(su)["alice reads hers"][0] is True
+        for change in ("delete from oidc.rules", "truncate oidc.rules"):
+            with pytest.raises(psycopg.errors.CheckViolation):
+                su.execute(change)
+        su.execute("delete from oidc.issuers")  # gated, and the test does not need an issuer
+        su.execute("insert into oidc.rules (name, effect, actions, resource_type) values ('stop', 'forbid', '{*}', '*')")
+        assert results(su)["alice reads hers"][0] is False
+        put_back = ("insert into oidc.issuers (issuer, audiences, jwks, algorithms) values (%s, %s, %s, %s)",
+                    [(iss, aud, Jsonb(keys), algs) for iss, aud, keys, algs in issuers])
+        with pytest.raises(psycopg.errors.CheckViolation):  # the issuers complete it: gated
+            with su.transaction():
+                su.cursor().executemany(*put_back)
+        su.execute("delete from oidc.rules where name = 'stop'")
+        su.cursor().executemany(*put_back)
+        assert all(r[0] for r in results(su).values())
+    finally:
+        su.execute("delete from oidc.rule_tests")
+        su.execute("delete from oidc.rules")
+
+
 def test_a_prepared_breaking_change_is_refused(rules):
     rules.execute("begin")
     rules.execute("delete from oidc.rules")
