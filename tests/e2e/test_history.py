@@ -14,6 +14,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from helpers import DB, app_connect, connect, mint
+from services import pg_bindir
 
 RESOURCE = Jsonb({"owner": "alice", "team": "red"})
 
@@ -122,7 +123,7 @@ def test_history_and_rule_tests_survive_dump_and_restore(history, tmp_path):
         su.execute("update oidc.rules set condition = 'false' where name = 'owner'")
         su.execute("update oidc.rule_tests set expect = 'deny'")
     dump = tmp_path / "db.dump"
-    bindir = os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin")
+    bindir = pg_bindir()  # the cluster's own major: a pg_dump refuses a newer server
     env = {**os.environ, "PGUSER": "postgres"}
     restored = "oidc_e2e_restored"
     with connect("postgres") as admin:
