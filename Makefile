@@ -18,7 +18,7 @@ PG_FEATURES := --no-default-features --features pg$(PG)
 PGTEST_DATA := $(or $(PGOIDC_DIR),$(shell PG=$(PG) "$(ROOT)"/scripts/pg.sh PG_DEFAULT_DIR))/pgtest-data
 MAKEFLAGS += --no-print-directory
 
-.PHONY: setup install cluster-start cluster-stop test lint unit pgtest regress regress-update e2e demo bench equivalence differential fuzz
+.PHONY: setup install cluster-start cluster-stop test lint unit pgtest regress regress-update e2e demo bench equivalence differential fuzz check-features
 
 setup:
 	"$(ROOT)"/scripts/setup.sh
@@ -103,3 +103,10 @@ differential:
 # of `make test` (its build alone takes minutes); `unit` replays the committed fuzz inputs.
 fuzz:
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-60} "$(ROOT)"/scripts/fuzz.sh $(TARGETS)
+
+# `cargo check` of the extension and its #[pg_test]s for the majors 15-18 (or MAJORS="16 17"):
+# 15 and 18 against their servers' headers, 16 and 17, which have no server here, against
+# pgrx-pg-sys's pregenerated bindings (scripts/check-features.sh; 13 and 14 do not build).
+# Not part of `make test`: nothing of it runs.
+check-features:
+	"$(ROOT)"/scripts/check-features.sh $(MAJORS)
