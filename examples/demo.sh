@@ -32,6 +32,6 @@ say "Running examples/demo.sql as the superuser, then as demo_app"
 psql -d "$DB" -q -a -v jwks="$jwks" -v alice="$alice" -v bob="$bob" -v forged="$forged" -v expired="$expired" \
     -f "$ROOT/examples/demo.sql"
 
-say "SQL tour done. Explore with: scripts/cluster.sh psql -d $DB    Stop with: make cluster-stop"
+say "SQL tour done. Explore with: PG=$PG scripts/cluster.sh psql -d $DB    Stop with: make cluster-stop PG=$PG"
 
 "$ROOT/examples/demo_api.sh"

@@ -201,4 +201,4 @@ say "A forged token and an ID token (not an access token: typ is not at+jwt) are
 http "alice's claims with bob's signature" GET /documents "${alice%.*}.${bob##*.}"
 http "alice's ID token" GET /documents "$(token login --user alice --id-token)"
 
-say "Done: stopping what this demo started (the API backend, pgbouncer, the provider). The database $DB stays; explore with: scripts/cluster.sh psql -d $DB"
+say "Done: stopping what this demo started (the API backend, pgbouncer, the provider). The database $DB stays; explore with: PG=$PG scripts/cluster.sh psql -d $DB"

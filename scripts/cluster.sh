@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# A throwaway Postgres 15 cluster for the regression and end-to-end tests.
+# A throwaway Postgres cluster of the major PG (scripts/pg.sh: 15 by default, or 18) for the
+# regression and end-to-end tests.
 #
-#   scripts/cluster.sh start|stop|status|env|psql [psql args...]
-#   scripts/cluster.sh prepare    only create /tmp/pg_oidc_authz for postgres (pgtest uses it)
+#   [PG=18] scripts/cluster.sh start|stop|status|env|psql [psql args...]
+#   scripts/cluster.sh prepare    only create PGOIDC_DIR for postgres (pgtest uses it)
 #
 # Sourcing this file (`. scripts/cluster.sh`) defines the same functions and exports the
 # connection environment without running anything. The system's own clusters are never
-# touched: this one lives under /tmp/pg_oidc_authz and is driven with pg_ctl directly.
+# touched: this one lives under /tmp/pg_oidc_authz (PG 15) or /tmp/pg_oidc_authz-pg18
+# (PG 18), on its own port, and is driven with pg_ctl directly.
 
-PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
+# shellcheck source=scripts/pg.sh
+. "$(dirname "${BASH_SOURCE[0]}")/pg.sh" || { return 2 2>/dev/null || exit 2; }
 # Overridable, so that several checkouts (or a CI run beside a session) can test at once.
-PGOIDC_DIR=${PGOIDC_DIR:-/tmp/pg_oidc_authz}
-PGOIDC_PORT=${PGOIDC_PORT:-55432}
+PGOIDC_DIR=${PGOIDC_DIR:-$PG_DEFAULT_DIR}
+PGOIDC_PORT=${PGOIDC_PORT:-$PG_DEFAULT_PORT}
 PGOIDC_DATA=$PGOIDC_DIR/data
 PGOIDC_LOG=$PGOIDC_DIR/postgres.log
 export PGOIDC_DIR PGOIDC_PORT PGOIDC_DATA PGOIDC_LOG
@@ -40,7 +43,12 @@ cluster_prepare_dir() {
 }
 
 cluster_init() {
-    [[ -f $PGOIDC_DATA/PG_VERSION ]] && return 0
+    if [[ -f $PGOIDC_DATA/PG_VERSION ]]; then
+        [[ $(cat "$PGOIDC_DATA/PG_VERSION") == "$PG" ]] && return 0
+        echo "cluster: $PGOIDC_DATA holds a PostgreSQL $(cat "$PGOIDC_DATA/PG_VERSION") cluster, not $PG;" \
+            "choose another PGOIDC_DIR" >&2
+        return 1
+    fi
     echo "cluster: initdb $PGOIDC_DATA"
     as_postgres "$PG_BINDIR/initdb" -D "$PGOIDC_DATA" -U postgres -E UTF8 --locale=C \
         --auth-local=trust --auth-host=scram-sha-256 --no-sync --no-instructions >/dev/null || return 1

@@ -13,7 +13,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/cluster.sh
 . "$ROOT/scripts/cluster.sh"
-PG_REGRESS=${PG_REGRESS:-/usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress}
+# The major's own pg_regress, from its PGXS (Debian's postgresql-server-dev-15, or the PG 18 tree).
+PG_REGRESS=${PG_REGRESS:-$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress}
 DB=pg_oidc_authz_regress
 DIR=$ROOT/tests/pg_regress
 UPDATE=${REGRESS_UPDATE:-0}

@@ -147,25 +147,16 @@ static INVALIDATIONS_AT_LAST_END: AtomicU64 = AtomicU64::new(0);
 static NEXT_XID_AT_LAST_END: AtomicU32 = AtomicU32::new(0);
 
 fn next_xid() -> u32 {
-    #[cfg(any(
-        feature = "pg13",
-        feature = "pg14",
-        feature = "pg15",
-        feature = "pg16",
-        feature = "pg17"
-    ))]
+    // The shared transaction counters; PostgreSQL 17 renamed ShmemVariableCache.
+    #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16"))]
+    // SAFETY: copies the pointer Postgres set at startup and never changes.
+    let shared = unsafe { pg_sys::ShmemVariableCache };
+    #[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16")))]
+    // SAFETY: copies the pointer Postgres set at startup and never changes.
+    let shared = unsafe { pg_sys::TransamVariables };
     // SAFETY: an aligned 64-bit read of the shared counter (atomic on the platforms
     // Postgres supports for 64-bit builds), without taking XidGenLock at every commit.
-    let next = unsafe { std::ptr::read_volatile(&(*pg_sys::ShmemVariableCache).nextXid) }.value;
-    #[cfg(not(any(
-        feature = "pg13",
-        feature = "pg14",
-        feature = "pg15",
-        feature = "pg16",
-        feature = "pg17"
-    )))]
-    // SAFETY: reads the shared next-xid counter under XidGenLock (shared).
-    let next = unsafe { pg_sys::ReadNextFullTransactionId() }.value;
+    let next = unsafe { std::ptr::read_volatile(&raw const (*shared).nextXid) }.value;
     (next as u32).max(u32::from(pg_sys::FirstNormalTransactionId))
 }
 

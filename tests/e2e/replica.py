@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from helpers import DB, SUPERUSER, connect
-from services import PG_BINDIR, free_port, log_tail, private_dir, remove_dir, run_as_postgres, wait_until
+from services import free_port, log_tail, pg_bindir, private_dir, remove_dir, run_as_postgres, wait_until
 
 REPLAY_TIMEOUT = 30  # seconds
 
@@ -57,9 +57,10 @@ class Replica:
 def replica(database) -> Iterator[Replica]:
     base = private_dir("replica-")
     data, log, port = base / "data", base / "postgres.log", free_port()
-    pg_ctl = PG_BINDIR / "pg_ctl"
+    bindir = pg_bindir()
+    pg_ctl = bindir / "pg_ctl"
     try:
-        run_as_postgres([PG_BINDIR / "pg_basebackup", "-D", data, "-R", "-X", "stream", "-c", "fast",
+        run_as_postgres([bindir / "pg_basebackup", "-D", data, "-R", "-X", "stream", "-c", "fast",
                          "--no-sync", "-h", os.environ["PGHOST"], "-p", os.environ["PGPORT"], "-U", SUPERUSER],
                         timeout=120)
         # postgresql.auto.conf is read last: these override the primary's copied settings.

@@ -15,8 +15,16 @@ from typing import Callable
 
 import pytest
 
-PG_BINDIR = Path(os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin"))
 OS_USER = "postgres"
+
+
+def pg_bindir() -> Path:
+    """The programs of the major under test (PG=15 or 18): scripts/cluster.sh exports
+    PG_BINDIR from scripts/pg.sh, so a replica or a pg_dump is of the cluster's own major."""
+    path = os.environ.get("PG_BINDIR")
+    if not path:
+        pytest.fail("PG_BINDIR is not set; run the tests through scripts/e2e.sh")
+    return Path(path)
 
 
 def free_port() -> int:

@@ -23,7 +23,7 @@ import psycopg
 import pytest
 
 import mint
-from services import PG_BINDIR, free_port, log_tail, private_dir, remove_dir, run_as_postgres, wait_until
+from services import free_port, pg_bindir, log_tail, private_dir, remove_dir, run_as_postgres, wait_until
 
 DB = "crash"
 APP = "crash_app"
@@ -70,10 +70,11 @@ insert into oidc.rules (name, effect, actions, resource_type, condition) values
 def cluster() -> Iterator[Cluster]:
     base = private_dir("crash-")
     data, log, port = base / "data", base / "postgres.log", free_port()
-    pg_ctl = PG_BINDIR / "pg_ctl"
+    bindir = pg_bindir()
+    pg_ctl = bindir / "pg_ctl"
     started = False
     try:
-        run_as_postgres([PG_BINDIR / "initdb", "-D", data, "-U", "postgres", "-E", "UTF8", "--locale=C",
+        run_as_postgres([bindir / "initdb", "-D", data, "-U", "postgres", "-E", "UTF8", "--locale=C",
                          "--auth-local=trust", "--auth-host=reject", "--no-sync", "--no-instructions"],
                         timeout=120)
         with open(data / "postgresql.auto.conf", "a") as conf:

@@ -12,6 +12,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from helpers import APP_ROLE, DB, app_connect
+from services import pg_bindir
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "rules" / "documents.sql"
 ROWS = [
@@ -30,7 +31,7 @@ def documents(superuser, issuer):
     superuser.execute("delete from oidc.rules")
     superuser.execute("drop table if exists documents")
     subprocess.run(
-        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", f"app_role={APP_ROLE}", "-d", DB, "-f", str(EXAMPLE)],
+        [pg_bindir() / "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", f"app_role={APP_ROLE}", "-d", DB, "-f", str(EXAMPLE)],
         check=True, timeout=60, capture_output=True,
     )
     # The example's own rule tests, run once (test_the_example_ships_passing_rule_tests),
