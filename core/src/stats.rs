@@ -316,7 +316,8 @@ mod tests {
 
     #[test]
     fn counts_add_up_per_key_as_a_map_would() {
-        let mut table = Table::<64>::default();
+        // 120 distinct keys (8 counters, 3 databases, 5 labels, 2 variants, by the CRT)
+        let mut table = Table::<256>::default();
         let mut reference: HashMap<Key, u64> = HashMap::new();
         let labels = ["", "RS256", "owner-read", "ünïcödé", "a"];
         for i in 0..2000u64 {
