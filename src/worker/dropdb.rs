@@ -237,11 +237,7 @@ pub(super) fn at_transaction_end() {
             *p = Pause::default();
         }
         // (also when its worker was stopped before the launcher counted it as serving)
-        if !s.wanted.contains(&db) {
-            if let Some(free) = s.wanted.iter().position(|w| *w == 0) {
-                s.wanted[free] = db;
-            }
-        }
+        s.want(db);
         s.launcher
     };
     set_latch(launcher);

@@ -66,6 +66,16 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Asks the launcher to probe database `db` next (once; nothing when the list is full:
+    /// the launcher's rescan finds it).
+    fn want(&mut self, db: u32) {
+        if !self.wanted.contains(&db) {
+            if let Some(free) = self.wanted.iter().position(|w| *w == 0) {
+                self.wanted[free] = db;
+            }
+        }
+    }
+
     /// The live keys worker of database `db`, if any.
     fn live(&self, db: u32) -> Option<Worker> {
         self.workers
@@ -141,11 +151,7 @@ pub fn wake() {
         match s.live(db) {
             Some(w) => w.pid,
             None => {
-                if !s.wanted.contains(&db) {
-                    if let Some(free) = s.wanted.iter().position(|w| *w == 0) {
-                        s.wanted[free] = db;
-                    }
-                }
+                s.want(db);
                 s.launcher
             }
         }

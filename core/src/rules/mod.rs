@@ -653,6 +653,14 @@ impl Explanation {
     /// match) has the shadow rules' own lists, the decision counting them would give, and
     /// whether it differs from the enforced one.
     pub fn to_json(&self) -> Value {
+        let errors = |ex: &Explanation| -> Vec<Value> {
+            ex.errors
+                .iter()
+                .map(|(rule, effect, error)| {
+                    json!({"rule": rule, "effect": effect.name(), "error": error})
+                })
+                .collect()
+        };
         let reason = if !self.forbids.is_empty() {
             "a forbid rule holds"
         } else if self.permits.is_empty() {
@@ -666,9 +674,7 @@ impl Explanation {
             "permits": self.permits,
             "forbids": self.forbids,
             "not_held": self.not_held,
-            "errors": self.errors.iter().map(|(rule, effect, error)| json!({
-                "rule": rule, "effect": effect.name(), "error": error,
-            })).collect::<Vec<_>>(),
+            "errors": errors(self),
             "reads": self.reads,
         });
         if let Some(shadow) = &self.shadow {
@@ -678,9 +684,7 @@ impl Explanation {
                 "permits": shadow.permits,
                 "forbids": shadow.forbids,
                 "not_held": shadow.not_held,
-                "errors": shadow.errors.iter().map(|(rule, effect, error)| json!({
-                    "rule": rule, "effect": effect.name(), "error": error,
-                })).collect::<Vec<_>>(),
+                "errors": errors(shadow),
             });
         }
         out
