@@ -75,7 +75,9 @@ CREATE FUNCTION oidc."stats"() RETURNS TABLE (
 STRICT VOLATILE PARALLEL RESTRICTED
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'stats_wrapper';
-CREATE FUNCTION oidc."stats_reset"() RETURNS void
+CREATE FUNCTION oidc."stats_reset"(
+	"all_databases" bool DEFAULT false
+) RETURNS void
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'stats_reset_wrapper';
@@ -153,6 +155,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
         UPDATE oidc.issuers_history SET valid_to = clock_timestamp(), ended_by = session_user WHERE valid_to IS NULL;
+        PERFORM oidc._gate_at_commit('issuers');
         RETURN NULL;
     END IF;
     IF TG_OP = 'UPDATE' AND (OLD.issuer, OLD.scopes_claim, OLD.roles_claim, OLD.enabled)
@@ -777,6 +780,6 @@ GRANT EXECUTE ON FUNCTION oidc.test_rules(), oidc._check_rule_test_row(jsonb), o
     oidc._rule_test_json(oidc.rule_tests) TO oidc_admin;
 
 -- Stats (src/stats.rs): for admins and monitoring; resetting, for admins.
-REVOKE ALL ON FUNCTION oidc.stats(), oidc.stats_reset() FROM PUBLIC;
+REVOKE ALL ON FUNCTION oidc.stats(), oidc.stats_reset(boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION oidc.stats() TO oidc_admin, pg_monitor;
-GRANT EXECUTE ON FUNCTION oidc.stats_reset() TO oidc_admin;
+GRANT EXECUTE ON FUNCTION oidc.stats_reset(boolean) TO oidc_admin;

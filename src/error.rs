@@ -29,6 +29,8 @@ pub enum Error {
     RuleTestsFailed(Vec<(String, String)>),
     /// A function argument out of its domain: 22023.
     Argument(&'static str),
+    /// A call only a superuser may make (what it would do): 42501.
+    SuperuserOnly(&'static str),
     /// A bug: XX000.
     Internal(&'static str),
 }
@@ -106,6 +108,12 @@ impl Error {
                 what,
                 "pg_oidc_authz",
             ),
+            Error::SuperuserOnly(what) => ErrorReport::new(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                format!("permission denied to {what}"),
+                "pg_oidc_authz",
+            )
+            .set_detail("only a superuser may"),
             Error::Internal(what) => ErrorReport::new(
                 PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
                 format!("pg_oidc_authz internal error: {what}"),

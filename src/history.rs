@@ -133,6 +133,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
         UPDATE oidc.issuers_history SET valid_to = clock_timestamp(), ended_by = session_user WHERE valid_to IS NULL;
+        PERFORM oidc._gate_at_commit('issuers');
         RETURN NULL;
     END IF;
     IF TG_OP = 'UPDATE' AND (OLD.issuer, OLD.scopes_claim, OLD.roles_claim, OLD.enabled)

@@ -342,9 +342,9 @@ GRANT EXECUTE ON FUNCTION oidc.test_rules(), oidc._check_rule_test_row(jsonb), o
     oidc._rule_test_json(oidc.rule_tests) TO oidc_admin;
 
 -- Stats (src/stats.rs): for admins and monitoring; resetting, for admins.
-REVOKE ALL ON FUNCTION oidc.stats(), oidc.stats_reset() FROM PUBLIC;
+REVOKE ALL ON FUNCTION oidc.stats(), oidc.stats_reset(boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION oidc.stats() TO oidc_admin, pg_monitor;
-GRANT EXECUTE ON FUNCTION oidc.stats_reset() TO oidc_admin;
+GRANT EXECUTE ON FUNCTION oidc.stats_reset(boolean) TO oidc_admin;
 "#,
     name = "issuers",
     finalize

@@ -59,11 +59,27 @@ struct Ran {
 /// (read afresh, not from the session's cache). A row that cannot be read (written around
 /// the validating trigger) is a failing test of that name.
 fn run_all() -> Vec<Ran> {
-    run_with(&trust::read_rule_rows(), &trust::read_issuer_rows())
+    run_with(
+        &trust::read_rule_rows(),
+        &trust::read_issuer_rows(),
+        Run::All,
+    )
+}
+
+/// Which tests [`run_with`] runs.
+#[derive(Copy, Clone, PartialEq)]
+enum Run {
+    All,
+    /// Those whose outcome no issuer can change ([`RuleTest::needs_issuer`]).
+    IssuerFree,
 }
 
 /// [`run_all`] with the rules' and the issuers' rows already read.
-fn run_with(rule_rows: &[serde_json::Value], issuer_rows: &[serde_json::Value]) -> Vec<Ran> {
+fn run_with(
+    rule_rows: &[serde_json::Value],
+    issuer_rows: &[serde_json::Value],
+    which: Run,
+) -> Vec<Ran> {
     let rows = trust::read_rule_tests();
     if rows.is_empty() {
         return Vec::new();
@@ -72,13 +88,14 @@ fn run_with(rule_rows: &[serde_json::Value], issuer_rows: &[serde_json::Value]) 
     let issuers: TrustConfig = trust::compile_issuers(issuer_rows);
     let now = now_ns();
     rows.iter()
-        .map(|row| {
+        .filter_map(|row| {
             let name = row
                 .get("name")
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or("?")
                 .to_string();
-            match RuleTest::from_row(row) {
+            Some(match RuleTest::from_row(row) {
+                Ok(test) if which == Run::IssuerFree && test.needs_issuer() => return None,
                 Ok(test) => {
                     let outcome = test.run(&rules, &issuers, now);
                     Ran {
@@ -92,7 +109,7 @@ fn run_with(rule_rows: &[serde_json::Value], issuer_rows: &[serde_json::Value]) 
                     gate: true,
                     result: Err(e.to_string()),
                 },
-            }
+            })
         })
         .collect()
 }
@@ -153,8 +170,10 @@ fn expected(test: &RuleTest) -> String {
 /// change that table, nothing is decided yet (no rule grants, no token verifies) and the
 /// gate waits for the configuration to be whole: a database being set up, or restored by
 /// `pg_restore` one table per transaction (`oidc.rule_tests`, sorted by name, arrives before
-/// `oidc.rules`) or with parallel jobs (in any order). The transaction that completes it runs
-/// every test. A transaction that empties either table is gated as any change.
+/// `oidc.rules`) or with parallel jobs (in any order). While only the issuers are missing,
+/// the tests no issuer can change (anonymous, or claims without `iss`) still gate every
+/// change. The transaction that completes the configuration runs every test. A transaction
+/// that empties either table is gated as any change.
 pub fn before_commit() {
     let rules_changed = RULES_CHANGED.swap(false, Ordering::Relaxed);
     let issuers_changed = ISSUERS_CHANGED.swap(false, Ordering::Relaxed);
@@ -173,12 +192,12 @@ pub fn before_commit() {
     unsafe { pg_sys::PushActiveSnapshot(pg_sys::GetLatestSnapshot()) };
     let rule_rows = trust::read_rule_rows();
     let issuer_rows = trust::read_issuer_rows();
-    let incomplete =
-        (rule_rows.is_empty() && !rules_changed) || (issuer_rows.is_empty() && !issuers_changed);
-    let ran = if incomplete {
+    let ran = if rule_rows.is_empty() && !rules_changed {
         Vec::new()
+    } else if issuer_rows.is_empty() && !issuers_changed {
+        run_with(&rule_rows, &issuer_rows, Run::IssuerFree)
     } else {
-        run_with(&rule_rows, &issuer_rows)
+        run_with(&rule_rows, &issuer_rows, Run::All)
     };
     // SAFETY: pops what was pushed above (an error in the reads aborts, which pops it).
     unsafe { pg_sys::PopActiveSnapshot() };

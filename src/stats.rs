@@ -223,21 +223,35 @@ pub fn snapshot() -> (Vec<(Key, u64)>, u64, bool, pg_sys::TimestampTz) {
     }
 }
 
-/// Zeroes the counters (cluster-wide when preloaded), including this backend's pending ones.
-pub fn reset() {
+/// Zeroes the counters of this database (`all`: every counter, and `since` moves), in the
+/// cluster's table when preloaded, else in this backend's; this backend's pending counts
+/// of those too.
+pub fn reset(all: bool) {
     LAST.set(None);
-    PENDING.with_borrow_mut(|p| *p = None);
+    PENDING.with_borrow_mut(|p| match p {
+        Some(p) if !all => p.reset_database(database()),
+        _ => *p = None,
+    });
     // SAFETY: reads the clock.
     let now = unsafe { pg_sys::GetCurrentTimestamp() };
+    let db = database();
     if PRELOADED.load(Ordering::Relaxed) {
         let mut shared = SHARED.exclusive();
-        shared.table.reset();
-        shared.since = now;
+        if all {
+            shared.table.reset();
+            shared.since = now;
+        } else {
+            shared.table.reset_database(db);
+        }
     } else {
         LOCAL.with_borrow_mut(|l| {
             let l = local(l);
-            l.table.reset();
-            l.since = now;
+            if all {
+                l.table.reset();
+                l.since = now;
+            } else {
+                l.table.reset_database(db);
+            }
         });
     }
 }

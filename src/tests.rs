@@ -288,8 +288,11 @@ mod tests {
         );
         assert_eq!(value("tokens_verified", r#"{"alg": "HS256"}"#), Some(1));
         assert_eq!(value("cache_misses", "{}"), Some(1));
+        // This database's counters; those without a database (tokens, the cache) stay.
         Spi::run("select oidc.stats_reset()").unwrap();
         assert_eq!(value("decisions", "{}"), Some(0));
+        assert_eq!(value("cache_misses", "{}"), Some(1));
+        Spi::run("select oidc.stats_reset(all_databases => true)").unwrap();
         assert_eq!(value("cache_misses", "{}"), Some(0));
     }
 

@@ -299,6 +299,15 @@ impl<const N: usize> Table<N> {
         self.dropped = 0;
     }
 
+    /// Zeroes the counters of database `db` (the counts of the others, those without a
+    /// database and `dropped` stay). Their keys keep their slots: they count on from zero.
+    pub fn reset_database(&mut self, db: u32) {
+        self.slots
+            .iter_mut()
+            .filter(|s| s.counter != 0 && s.database == db)
+            .for_each(|s| s.value = 0);
+    }
+
     /// Whether new keys would soon be dropped: time to move the counts on.
     pub fn nearly_full(&self) -> bool {
         self.used * 4 >= N * 3
@@ -313,6 +322,25 @@ impl<const N: usize> Table<N> {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn a_database_reset_zeroes_only_that_databases_counters() {
+        let mut table = Table::<64>::default();
+        let a = Key::new(Counter::Decisions, 7, "owner", 1);
+        let b = Key::new(Counter::Decisions, 8, "owner", 1);
+        let none = Key::new(Counter::CacheHits, 0, "", 0);
+        for key in [&a, &b, &none] {
+            table.add(key, 5);
+        }
+        table.dropped = 2;
+        table.reset_database(7);
+        let values: HashMap<Key, u64> = table.iter().collect();
+        assert_eq!((values[&a], values[&b], values[&none]), (0, 5, 5));
+        assert_eq!(table.dropped, 2);
+        table.add(&a, 1);
+        assert_eq!(table.iter().find(|(k, _)| *k == a).map(|(_, n)| n), Some(1));
+        assert_eq!(table.iter().count(), 3, "the key kept its slot");
+    }
 
     #[test]
     fn counts_add_up_per_key_as_a_map_would() {

@@ -1,6 +1,7 @@
 //! `oidc.stats()` and `oidc.stats_reset()` (see `crate::stats`): one row per counter and
 //! labels, for a metrics exporter's custom query.
 
+use crate::error::Error;
 use crate::stats;
 use oidc_authz_core::stats::{Counter, Key};
 use pgrx::datum::TimestampWithTimeZone;
@@ -55,10 +56,20 @@ fn labels(key: &Key, names: &mut HashMap<u32, String>) -> Value {
     Value::Object(m)
 }
 
+/// Whether the current role may see the counters of other databases (their rule names):
+/// a role with the privileges of `pg_read_all_stats` (`pg_monitor`, a superuser), as for
+/// Postgres's own statistics.
+fn sees_all_databases() -> bool {
+    Spi::get_one::<bool>("select pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE')")
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
 /// Every counter with its labels and value, in a stable order; `scope` is `cluster` when
 /// the library is preloaded (shared memory, every backend), else `backend` (this one's).
-/// `cache_hits`, `cache_misses` and `stats_dropped` (counts that found no free counter)
-/// are always there, zero or not.
+/// Those of other databases only for [`sees_all_databases`]. `cache_hits`, `cache_misses`
+/// and `stats_dropped` (counts that found no free counter) are always there, zero or not.
 #[pg_extern(volatile, parallel_restricted)]
 fn stats() -> TableIterator<
     'static,
@@ -71,6 +82,11 @@ fn stats() -> TableIterator<
     ),
 > {
     let (mut counters, dropped, cluster, since) = stats::snapshot();
+    if !sees_all_databases() {
+        // SAFETY: a plain read of the backend's database.
+        let here = u32::from(unsafe { pg_sys::MyDatabaseId });
+        counters.retain(|(k, _)| k.database == 0 || k.database == here);
+    }
     for always in [Counter::CacheHits, Counter::CacheMisses] {
         if !counters.iter().any(|(k, _)| k.counter == always) {
             counters.push((Key::new(always, 0, "", 0), 0));
@@ -122,8 +138,13 @@ fn stats() -> TableIterator<
     TableIterator::new(out)
 }
 
-/// Zeroes every counter (cluster-wide when preloaded, else this backend's).
+/// Zeroes this database's counters (cluster-wide when preloaded, else this backend's), as
+/// `pg_stat_reset()` does; `all_databases`: every counter, and `since` (superuser only).
 #[pg_extern(volatile, parallel_unsafe)]
-fn stats_reset() {
-    stats::reset();
+fn stats_reset(all_databases: default!(bool, false)) {
+    // SAFETY: a plain read of the current role's attribute.
+    if all_databases && !unsafe { pg_sys::superuser() } {
+        Error::SuperuserOnly("reset the counters of every database").raise();
+    }
+    stats::reset(all_databases);
 }

@@ -8,9 +8,17 @@
 //! pause ends with the command's transaction, which also wakes the launcher: a renamed or
 //! copied database is served again at once, a dropped one is gone.
 //!
-//! Only a role that could run the command on that database may stop its worker: a
-//! superuser, or a member of the database's owner (else the command fails as it would,
-//! and the worker keeps running).
+//! So that nobody can keep a database's keys from being refreshed with it, the hook acts only
+//! when the command is likely to succeed and its transaction is the command alone:
+//! - a statement sent by the client (not from a function), outside a transaction block (the
+//!   pause then lasts one command, and a caught error cannot leave it behind);
+//! - run by a role that could run the command on that database: a superuser, or a member of
+//!   the database's owner;
+//! - whose cheap checks pass: not the current database; a new name (rename, copy) not taken;
+//!   the tablespace exists.
+//!
+//! Otherwise the command runs (and fails) as it would, and the worker keeps running. A pause
+//! is never extended: a restarted worker first refreshes what is due.
 
 use super::{alive, set_latch, PRELOADED, SHARED};
 use crate::residual::nodes::list_nodes;
@@ -20,11 +28,13 @@ use std::ffi::CStr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-/// A database whose keys worker must not be started (until `until`, in seconds, at the
-/// latest: a backend that paused it and died without ending its transaction).
+/// A database whose keys worker must not be started, paused by backend `pid` (until `until`,
+/// in seconds, at the latest: a backend that paused it and died without ending its
+/// transaction).
 #[derive(Copy, Clone, Default)]
 pub(super) struct Pause {
     pub db: u32,
+    pub pid: i32,
     pub until: i64,
 }
 
@@ -32,8 +42,8 @@ pub(super) struct Pause {
 const MAX_PAUSE_SECS: i64 = 120;
 
 thread_local! {
-    /// The database this backend paused, to resume at its transaction's end.
-    static PAUSED_HERE: Cell<Option<u32>> = const { Cell::new(None) };
+    /// Whether this backend holds a pause, to end at its transaction's end.
+    static PAUSED_HERE: Cell<bool> = const { Cell::new(false) };
 }
 
 static mut PREVIOUS: pg_sys::ProcessUtility_hook_type = None;
@@ -79,7 +89,7 @@ unsafe extern "C-unwind" fn process_utility(
     qc: *mut pg_sys::QueryCompletion,
 ) {
     // SAFETY: the planner's statement, valid for the call.
-    unsafe { before_utility((*pstmt).utilityStmt) };
+    unsafe { before_utility((*pstmt).utilityStmt, context) };
     // SAFETY: the previous hook or the standard function, with the arguments as given.
     unsafe {
         match PREVIOUS {
@@ -108,18 +118,84 @@ unsafe extern "C-unwind" fn process_utility(
 }
 
 #[pg_guard]
-unsafe extern "C-unwind" fn before_utility(stmt: *mut pg_sys::Node) {
-    // SAFETY: per the caller: the statement's parse node, or null.
-    if let Some(name) = unsafe { exclusive_database(stmt) } {
-        stop_worker_of(&name);
+unsafe extern "C-unwind" fn before_utility(
+    stmt: *mut pg_sys::Node,
+    context: pg_sys::ProcessUtilityContext::Type,
+) {
+    if !PRELOADED.load(Ordering::Relaxed)
+        || context != pg_sys::ProcessUtilityContext::PROCESS_UTILITY_TOPLEVEL
+        // SAFETY: a plain read of the transaction state.
+        || unsafe { pg_sys::IsTransactionBlock() }
+    {
+        return;
     }
+    // SAFETY: per the caller: the statement's parse node, or null.
+    let Some(command) = (unsafe { exclusive_database(stmt) }) else {
+        return;
+    };
+    if let Some(db) = may_run(&command) {
+        stop_worker_of(db);
+    }
+}
+
+/// A command that needs database `db` to itself (see the module docs).
+struct Command {
+    db: String,
+    check: Check,
+}
+
+/// What else the command needs, checked before its worker is stopped.
+enum Check {
+    /// `DROP DATABASE`: not the current database.
+    Drop,
+    /// `ALTER DATABASE … RENAME TO new`: not the current database, `new` not taken, CREATEDB.
+    Rename(Option<String>),
+    /// `ALTER DATABASE … SET TABLESPACE ts`: not the current database, `ts` exists and the
+    /// role may create in it.
+    Tablespace(String),
+    /// `CREATE DATABASE new … TEMPLATE db`: `new` not taken, CREATEDB.
+    Copy(Option<String>),
+}
+
+/// The command's database, when the current role may run the command on it (a superuser, or
+/// a member of the database's owner) and its cheap checks pass (the command checks the rest
+/// itself).
+fn may_run(command: &Command) -> Option<pg_sys::Oid> {
+    let (not_current, new_name, createdb, tablespace) = match &command.check {
+        Check::Drop => (true, None, false, None),
+        Check::Rename(new) => (true, Some(new.as_deref()?), true, None),
+        Check::Tablespace(ts) => (true, None, false, Some(ts.as_str())),
+        Check::Copy(new) => (false, Some(new.as_deref()?), true, None),
+    };
+    Spi::get_one_with_args::<pg_sys::Oid>(
+        "select d.oid from pg_catalog.pg_database d \
+          where d.datname operator(pg_catalog.=) $1 \
+            and pg_catalog.pg_has_role(d.datdba, 'USAGE') \
+            and (not $2 or d.datname operator(pg_catalog.<>) pg_catalog.current_database()) \
+            and ($3 is null or not exists (select from pg_catalog.pg_database n \
+                  where n.datname operator(pg_catalog.=) $3)) \
+            and (not $4 or (select r.rolcreatedb or r.rolsuper from pg_catalog.pg_roles r \
+                  where r.rolname operator(pg_catalog.=) current_user)) \
+            and ($5 is null or exists (select from pg_catalog.pg_tablespace t \
+                  where t.spcname operator(pg_catalog.=) $5 \
+                    and pg_catalog.has_tablespace_privilege(t.oid, 'CREATE')))",
+        &[
+            command.db.as_str().into(),
+            not_current.into(),
+            new_name.into(),
+            createdb.into(),
+            tablespace.into(),
+        ],
+    )
+    .ok()
+    .flatten()
 }
 
 /// The database a command needs to itself, if it is one of those (see the module docs).
 ///
 /// # Safety
 /// `stmt` is null or a parse node.
-unsafe fn exclusive_database(stmt: *mut pg_sys::Node) -> Option<String> {
+unsafe fn exclusive_database(stmt: *mut pg_sys::Node) -> Option<Command> {
     let text = |p: *const std::ffi::c_char| {
         // SAFETY: a NUL-terminated string of the parse tree, or null.
         (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
@@ -137,73 +213,73 @@ unsafe fn exclusive_database(stmt: *mut pg_sys::Node) -> Option<String> {
                     .flatten()
             })
         };
+        let command = |db: Option<String>, check: Check| db.map(|db| Command { db, check });
         match (*stmt).type_ {
-            pg_sys::NodeTag::T_DropdbStmt => text((*(stmt as *mut pg_sys::DropdbStmt)).dbname),
+            pg_sys::NodeTag::T_DropdbStmt => command(
+                text((*(stmt as *mut pg_sys::DropdbStmt)).dbname),
+                Check::Drop,
+            ),
             pg_sys::NodeTag::T_RenameStmt => {
                 let r = stmt as *mut pg_sys::RenameStmt;
-                ((*r).renameType == pg_sys::ObjectType::OBJECT_DATABASE)
-                    .then(|| text((*r).subname))
-                    .flatten()
+                if (*r).renameType != pg_sys::ObjectType::OBJECT_DATABASE {
+                    return None;
+                }
+                command(text((*r).subname), Check::Rename(text((*r).newname)))
             }
             pg_sys::NodeTag::T_AlterDatabaseStmt => {
                 let a = stmt as *mut pg_sys::AlterDatabaseStmt;
-                option((*a).options, "tablespace").and(text((*a).dbname))
+                let ts = option((*a).options, "tablespace")?;
+                command(text((*a).dbname), Check::Tablespace(ts))
             }
             pg_sys::NodeTag::T_CreatedbStmt => {
-                option((*(stmt as *mut pg_sys::CreatedbStmt)).options, "template")
+                let c = stmt as *mut pg_sys::CreatedbStmt;
+                command(
+                    option((*c).options, "template"),
+                    Check::Copy(text((*c).dbname)),
+                )
             }
             _ => None,
         }
     }
 }
 
-/// Whether the current role may run such a command on database `db`: a superuser or a
-/// member of its owner (the command checks the rest itself).
-fn may_stop(db: pg_sys::Oid) -> bool {
-    Spi::get_one_with_args::<bool>(
-        "select pg_catalog.pg_has_role(d.datdba, 'USAGE') from pg_catalog.pg_database d \
-         where d.oid operator(pg_catalog.=) $1",
-        &[db.into()],
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false)
-}
-
-fn stop_worker_of(name: &str) {
-    if !PRELOADED.load(Ordering::Relaxed) {
-        return;
-    }
-    let Ok(cname) = std::ffi::CString::new(name) else {
-        return;
-    };
-    // SAFETY: a catalog lookup inside the command's transaction; InvalidOid when missing.
-    let db = unsafe { pg_sys::get_database_oid(cname.as_ptr(), true) };
-    if db == pg_sys::InvalidOid || !may_stop(db) {
-        return;
-    }
+/// Pauses database `db` for this transaction and stops its keys worker, waiting for it to
+/// exit. Nothing when every pause slot is held by others (the command then runs as it would).
+fn stop_worker_of(db: pg_sys::Oid) {
     let db = db.to_u32();
     let now = super::now_secs();
+    // SAFETY: a plain read of the process id.
+    let me = unsafe { pg_sys::MyProcPid };
     let pid = {
         let mut s = SHARED.exclusive();
-        let slot = s
-            .paused
-            .iter()
-            .position(|p| p.db == db)
-            .or_else(|| s.paused.iter().position(|p| p.db == 0 || p.until <= now))
-            .unwrap_or(0);
-        s.paused[slot] = Pause {
-            db,
-            until: now + MAX_PAUSE_SECS,
+        let mine = s.paused.iter().position(|p| p.db == db && p.pid == me);
+        let free = || s.paused.iter().position(|p| p.db == 0 || p.until <= now);
+        let Some(slot) = mine.or_else(free) else {
+            return;
         };
-        s.live(db).map(|w| w.pid)
+        if mine.is_none() {
+            // Never longer than a pause of this database that another backend holds.
+            let until = s
+                .paused
+                .iter()
+                .filter(|p| p.db == db && p.until > now)
+                .map(|p| p.until)
+                .fold(now + MAX_PAUSE_SECS, i64::min);
+            s.paused[slot] = Pause { db, pid: me, until };
+        }
+        PAUSED_HERE.set(true);
+        let pid = s.live(db).map(|w| w.pid);
+        if let Some(pid) = pid {
+            // Under the lock: the worker's exit clears its slot with it, so `pid` is still
+            // that worker's.
+            // SAFETY: SIGTERM to one of this server's keys workers: it ends its loop and exits.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        pid
     };
-    PAUSED_HERE.set(Some(db));
     let Some(pid) = pid else {
         return;
     };
-    // SAFETY: SIGTERM to one of this server's keys workers: it ends its loop and exits.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
     let deadline = Instant::now() + super::settings::fetch_timeout() + Duration::from_secs(1);
     while alive(pid) && Instant::now() < deadline {
         // SAFETY: waiting on the backend's own latch; interrupts are checked after.
@@ -228,16 +304,22 @@ pub(super) fn paused(s: &super::Shared, db: u32, now: i64) -> bool {
 /// At the end of the transaction that paused a database: the launcher may serve it again
 /// (woken, it probes the database unless it was dropped).
 pub(super) fn at_transaction_end() {
-    let Some(db) = PAUSED_HERE.take() else {
+    if !PAUSED_HERE.take() {
         return;
-    };
+    }
+    // SAFETY: a plain read of the process id.
+    let me = unsafe { pg_sys::MyProcPid };
     let launcher = {
         let mut s = SHARED.exclusive();
-        for p in s.paused.iter_mut().filter(|p| p.db == db) {
+        let mut ended = Vec::new();
+        for p in s.paused.iter_mut().filter(|p| p.pid == me && p.db != 0) {
+            ended.push(p.db);
             *p = Pause::default();
         }
         // (also when its worker was stopped before the launcher counted it as serving)
-        s.want(db);
+        for db in ended {
+            s.want(db);
+        }
         s.launcher
     };
     set_latch(launcher);

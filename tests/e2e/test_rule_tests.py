@@ -98,13 +98,15 @@ def test_a_failing_test_is_refused_unless_ungated(rules):
 
 def test_the_gate_waits_for_rules_and_issuers(superuser, issuer):
     """As pg_restore loads them (each table in its own transaction: oidc.rule_tests before
-    oidc.rules; with parallel jobs in any order): while oidc.rules or oidc.issuers is empty,
-    and the transaction did not empty it, tests are kept unrun; the transaction that
-    completes the configuration runs them, and one that empties either table is gated."""
+    oidc.rules; with parallel jobs in any order): while oidc.rules is empty, and the
+    transaction did not empty it, tests are kept unrun; while only oidc.issuers is, those an
+    issuer can change (claims with `iss`) are; the transaction that completes the
+    configuration runs them all, and one that empties either table is gated."""
     su = superuser
     su.execute("delete from oidc.rule_tests")
     su.execute("delete from oidc.rules")
     issuers = su.execute("select issuer, audiences, jwks, algorithms from oidc.issuers").fetchall()
+    roles_claim = su.execute("select roles_claim from oidc.issuers where issuer = %s", (mint.ISSUER,)).fetchone()[0]
     try:
         add_test(su, "alice reads hers", {"sub": "alice"}, "allow", "owner")
         assert results(su)["alice reads hers"][0] is False
@@ -115,9 +117,17 @@ def test_the_gate_waits_for_rules_and_issuers(superuser, issuer):
         for change in ("delete from oidc.rules", "truncate oidc.rules"):
             with pytest.raises(psycopg.errors.CheckViolation):
                 su.execute(change)
-        su.execute("delete from oidc.issuers")  # gated, and the test does not need an issuer
-        su.execute("insert into oidc.rules (name, effect, actions, resource_type) values ('stop', 'forbid', '{*}', '*')")
-        assert results(su)["alice reads hers"][0] is False
+        add_test(su, "alice of the issuer reads hers", {"iss": mint.ISSUER, "sub": "alice"}, "allow", "owner")
+        su.execute("delete from oidc.issuers")  # gated, and the tests pass without issuers
+        with pytest.raises(psycopg.errors.CheckViolation) as refused:  # no issuer changes it: gated
+            su.execute("insert into oidc.rules (name, effect, actions, resource_type) values ('stop', 'forbid', '{*}', '*')")
+        assert "alice reads hers" in str(refused.value)
+        assert "alice of the issuer" not in refused.value.diag.message_detail  # not run
+        # A change that fails only the test an issuer could change waits for the issuers.
+        su.execute("insert into oidc.rules (name, effect, actions, resource_type, condition)"
+                   " values ('stop', 'forbid', '{*}', '*', 'has(claims.iss)')")
+        assert results(su)["alice of the issuer reads hers"][0] is False
+        assert results(su)["alice reads hers"][0] is True
         put_back = ("insert into oidc.issuers (issuer, audiences, jwks, algorithms) values (%s, %s, %s, %s)",
                     [(iss, aud, Jsonb(keys), algs) for iss, aud, keys, algs in issuers])
         with pytest.raises(psycopg.errors.CheckViolation):  # the issuers complete it: gated
@@ -126,9 +136,20 @@ def test_the_gate_waits_for_rules_and_issuers(superuser, issuer):
         su.execute("delete from oidc.rules where name = 'stop'")
         su.cursor().executemany(*put_back)
         assert all(r[0] for r in results(su).values())
+        # TRUNCATE of the issuers is gated as DELETE is: a test that holds by an issuer's mapping.
+        su.execute("update oidc.issuers set roles_claim = 'groups' where issuer = %s", (mint.ISSUER,))
+        su.execute("insert into oidc.rules (name, effect, actions, resource_type, condition)"
+                   " values ('admins', 'permit', '{*}', '*', '\"admin\" in roles')")
+        add_test(su, "admins by the issuer's groups", {"iss": mint.ISSUER, "sub": "x", "groups": ["admin"]},
+                 "allow", "admins")
+        with pytest.raises(psycopg.errors.CheckViolation) as refused:
+            su.execute("truncate oidc.issuers")
+        assert "admins by the issuer's groups" in refused.value.diag.message_detail
+        assert su.execute("select count(*) from oidc.issuers").fetchone()[0] == len(issuers)
     finally:
         su.execute("delete from oidc.rule_tests")
         su.execute("delete from oidc.rules")
+        su.execute("update oidc.issuers set roles_claim = %s where issuer = %s", (roles_claim, mint.ISSUER))
 
 
 def test_a_prepared_breaking_change_is_refused(rules):

@@ -2,7 +2,8 @@
 algorithm, refused by the check that failed, cache hits and misses, row decisions per rule,
 rule errors, shadow differences — across backends (the test cluster preloads the library,
 so the counters are in shared memory: `scope = 'cluster'`); `oidc.stats_reset()` zeroes
-them. Without preloading each backend counts its own (`scope = 'backend'`, see the pg_test
+the database's, `oidc.stats_reset(all_databases => true)` every one (superuser only). A role
+without `pg_read_all_stats` sees its own database's counters only. Without preloading each backend counts its own (`scope = 'backend'`, see the pg_test
 `stats_are_per_backend_without_preloading`)."""
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def counted(superuser, issuer):
 def test_stats_count_a_scripted_workload_across_backends(counted, superuser, make_token):
     marker = counted
     decide = f"select count(*) from docs d where oidc.allow('{marker}', 'doc', 'owner', d.owner)"
-    superuser.execute("select oidc.stats_reset()")
+    superuser.execute("select oidc.stats_reset(all_databases => true)")
     one, two = connect(), connect()
     try:
         alice_rs, alice_es = make_token("RS256", sub="alice"), make_token("ES256", sub="alice")
@@ -95,18 +96,26 @@ def test_stats_count_a_scripted_workload_across_backends(counted, superuser, mak
     assert value("shadow_differences", rule="stats-staged", would="deny") == 4  # alice's own, twice
     assert value("stats_dropped") == 0
 
+    since = superuser.execute("select distinct since from oidc.stats()").fetchall()
     superuser.execute("select oidc.stats_reset()")
     after = stats(superuser)
-    # (key refreshes are the keys worker's, which runs beside the test)
+    # This database's counters (key refreshes are the keys worker's, which runs beside the
+    # test); the tokens' and the cache's, which have no database, stay, and so does `since`.
+    assert {k: v for k, v in after.items() if v and k[0] not in TOKEN_COUNTERS | {"key_refreshes"}} == {}, after
+    assert after[("cache_hits", ())] == 1
+    assert superuser.execute("select distinct since from oidc.stats()").fetchall() == since
+    superuser.execute("select oidc.stats_reset(all_databases => true)")
+    after = stats(superuser)
     assert {k: v for k, v in after.items() if v and k[0] != "key_refreshes"} == {}, after
     assert superuser.execute("select count(distinct since) from oidc.stats()").fetchone()[0] == 1
+    assert superuser.execute("select distinct since from oidc.stats()").fetchall() != since
 
 
 TOKEN_COUNTERS = {"tokens_verified", "tokens_refused", "cache_hits", "cache_misses", "stats_dropped"}
 
 
 def test_stats_are_for_admins_and_monitoring(superuser, app):
-    for fn in ("oidc.stats()", "oidc.stats_reset()"):
+    for fn in ("oidc.stats()", "oidc.stats_reset()", "oidc.stats_reset(true)"):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             app.execute(f"select * from {fn}")
     acl = dict(superuser.execute(
@@ -114,3 +123,49 @@ def test_stats_are_for_admins_and_monitoring(superuser, app):
         " where p.pronamespace = 'oidc'::regnamespace and p.proname in ('stats', 'stats_reset')").fetchall())
     assert "pg_monitor=X" in acl["stats"] and "oidc_admin=X" in acl["stats"]
     assert "pg_monitor" not in acl["stats_reset"] and "oidc_admin=X" in acl["stats_reset"]
+
+
+ADMIN, MONITOR, OTHER = "e2e_stats_admin", "e2e_stats_monitor", "e2e_stats_other"
+
+
+@pytest.fixture
+def two_databases(superuser, issuer, make_token):
+    """A decision counted in another database with the extension (rule `stats-elsewhere`),
+    an oidc_admin and a pg_monitor login role."""
+    with connect("postgres") as admin:
+        admin.execute(f"drop database if exists {OTHER} with (force)")
+        admin.execute(f"create database {OTHER}")
+    for role in (ADMIN, MONITOR):
+        superuser.execute(f"drop role if exists {role}")
+    superuser.execute(f"create role {ADMIN} login in role oidc_admin")
+    superuser.execute(f"create role {MONITOR} login in role pg_monitor")
+    try:
+        with connect(OTHER) as other:
+            other.execute("create extension pg_oidc_authz")
+            other.execute("insert into oidc.rules (name, effect, actions, resource_type)"
+                          " values ('stats-elsewhere', 'permit', '{read}', 'doc')")
+            other.execute("set oidc.residuals = off")  # decided (and counted) per row
+            assert other.execute("select oidc.allow('read', 'doc', '{}'::jsonb)").fetchone() == (True,)
+        yield
+    finally:
+        with connect("postgres") as admin:
+            admin.execute(f"drop database if exists {OTHER} with (force)")
+        for role in (ADMIN, MONITOR):
+            superuser.execute(f"drop role if exists {role}")
+
+
+def test_other_databases_counters_are_for_monitoring_and_superusers(two_databases, superuser):
+    elsewhere = ("select coalesce(sum(value), 0) from oidc.stats()"
+                 f" where labels ->> 'database' = '{OTHER}' and labels ->> 'rule' = 'stats-elsewhere'")
+    assert superuser.execute(elsewhere).fetchone()[0] == 1
+    with connect(user=MONITOR) as monitor:
+        assert monitor.execute(elsewhere).fetchone()[0] == 1
+    with connect(user=ADMIN) as admin:
+        assert admin.execute(elsewhere).fetchone()[0] == 0, "an oidc_admin sees its database's only"
+        assert admin.execute("select count(*) from oidc.stats() where labels ? 'database'"
+                             " and labels ->> 'database' <> current_database()").fetchone()[0] == 0
+        # Its reset is its database's; every database's is a superuser's.
+        admin.execute("select oidc.stats_reset()")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            admin.execute("select oidc.stats_reset(all_databases => true)")
+    assert superuser.execute(elsewhere).fetchone()[0] == 1

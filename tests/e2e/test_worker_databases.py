@@ -2,7 +2,8 @@
 CREATE DATABASE … TEMPLATE — are not refused because the keys worker (the library is
 preloaded in the test cluster) is connected to it: the extension stops that worker first and
 the launcher serves the database again once the command is over. A role that may not run
-the command cannot stop the worker with it."""
+the command cannot stop the worker with it, nor can its owner with a command that is bound to
+fail or whose transaction it controls (a function, a transaction block)."""
 
 from __future__ import annotations
 
@@ -71,3 +72,68 @@ def test_a_role_that_may_not_drop_it_does_not_stop_its_worker(served):
             app.execute("alter database e2e_served rename to e2e_served_renamed")
     time.sleep(0.5)
     assert keys_worker(admin, "e2e_served") == pid
+
+
+OWNER = "e2e_db_owner"
+
+
+@pytest.fixture
+def owned(served):
+    """e2e_served owned by a plain role (no superuser; CREATEDB, which a rename needs)."""
+    admin = served
+    admin.execute(f"drop role if exists {OWNER}")
+    admin.execute(f"create role {OWNER} login createdb")
+    admin.execute(f"alter database e2e_served owner to {OWNER}")
+    yield admin
+    for db in ("e2e_served", "e2e_served_renamed"):
+        admin.execute(f"drop database if exists {db} with (force)")
+    admin.execute(f"drop role if exists {OWNER}")
+
+
+def unchanged(admin, pid: int) -> None:
+    time.sleep(0.5)
+    assert keys_worker(admin, "e2e_served") == pid, "the keys worker was stopped"
+
+
+def test_its_owner_cannot_keep_the_worker_stopped(owned):
+    """Only a client's statement outside a transaction block, whose cheap checks pass, stops
+    the worker: a rename caught in a function, one in a transaction block, one to a taken
+    name and a drop of the current database all fail as they would, the worker untouched."""
+    admin = owned
+    pid = keys_worker(admin, "e2e_served")
+    admin.execute("create database e2e_served_renamed")
+    with connect("postgres", user=OWNER) as owner:
+        owner.execute("""
+            do $$ begin
+                alter database e2e_served rename to e2e_served_other;
+            exception when object_in_use then raise notice 'caught';
+            end $$""")
+        unchanged(admin, pid)
+        with pytest.raises(psycopg.errors.ObjectInUse):
+            with owner.transaction():
+                owner.execute("alter database e2e_served rename to e2e_served_other")
+        unchanged(admin, pid)
+        with pytest.raises(psycopg.errors.DuplicateDatabase):
+            owner.execute("alter database e2e_served rename to e2e_served_renamed")
+        unchanged(admin, pid)
+        with pytest.raises(psycopg.errors.UndefinedObject):
+            owner.execute("alter database e2e_served set tablespace e2e_no_such_tablespace")
+        unchanged(admin, pid)
+        admin.execute(f"alter role {OWNER} nocreatedb")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            owner.execute("alter database e2e_served rename to e2e_served_other")
+        admin.execute(f"alter role {OWNER} createdb")
+        unchanged(admin, pid)
+    with connect("e2e_served", user=OWNER) as inside:
+        with pytest.raises(psycopg.errors.ObjectInUse):
+            inside.execute("drop database e2e_served")
+        with pytest.raises(psycopg.errors.FeatureNotSupported):
+            inside.execute("alter database e2e_served rename to e2e_served_other")
+    unchanged(admin, pid)
+    admin.execute("drop database e2e_served_renamed")
+    # What it may do, it may still do: a rename outside a transaction block.
+    with connect("postgres", user=OWNER) as owner:
+        owner.execute("alter database e2e_served rename to e2e_served_renamed")
+    assert wait_for_worker(admin, "e2e_served_renamed") != pid
+    assert admin.execute("select count(*) from pg_stat_activity where backend_type = %s"
+                         " and datname = 'e2e_served'", (WORKER,)).fetchone()[0] == 0

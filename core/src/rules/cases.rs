@@ -158,6 +158,15 @@ impl RuleTest {
         })
     }
 
+    /// Whether the issuers can change this test's outcome: its claims name an issuer (`iss`),
+    /// whose mapping of scopes and roles [`run`](Self::run) uses when it is configured.
+    /// Anonymous tests, and claims without a string `iss`, decide alike with any issuers.
+    pub fn needs_issuer(&self) -> bool {
+        self.claims
+            .as_ref()
+            .is_some_and(|c| c.get("iss").is_some_and(Value::is_string))
+    }
+
     /// Decides the test with `rules`, scopes and roles mapped by the claims' issuer in
     /// `trust` (as `oidc.replay()` does); `now_ns` when the test names no time.
     pub fn run(&self, rules: &RuleSet, trust: &TrustConfig, now_ns: i128) -> Outcome {
@@ -313,6 +322,36 @@ mod tests {
         );
         let o = t.run(&r, &TrustConfig::default(), NOON);
         assert!(!o.passed, "unknown issuer: the `roles` claim, absent here");
+    }
+
+    #[test]
+    fn only_tests_that_name_an_issuer_need_one() {
+        let needs = |claims: Value| test(json!({"claims": claims})).needs_issuer();
+        assert!(needs(json!({"iss": "https://i.test", "sub": "x"})));
+        assert!(!needs(json!({"sub": "x"})));
+        assert!(
+            !needs(json!({"iss": 7, "sub": "x"})),
+            "not a string: no issuer's mapping"
+        );
+        assert!(!needs(Value::Null), "anonymous");
+        // Those decide alike with and without issuers.
+        let r = docs();
+        let key = json!({"kty": "oct", "kid": "a", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldC0"});
+        let row = json!({"issuer": "https://i.test", "audiences": ["a"], "algorithms": ["HS256"],
+                         "jwks": {"keys": [key]}, "roles_claim": "sub", "enabled": true});
+        let (trust, errors) = TrustConfig::from_rows(&[row]);
+        assert!(errors.is_empty(), "{errors:?}");
+        for claims in [
+            json!({"sub": "admin"}),
+            json!({"iss": 7, "sub": "admin"}),
+            Value::Null,
+        ] {
+            let t = test(json!({"claims": claims, "action": "delete"}));
+            assert_eq!(
+                t.run(&r, &trust, NOON).got,
+                t.run(&r, &TrustConfig::default(), NOON).got
+            );
+        }
     }
 
     #[test]
