@@ -235,23 +235,27 @@ pub fn reset(all: bool) {
     // SAFETY: reads the clock.
     let now = unsafe { pg_sys::GetCurrentTimestamp() };
     let db = database();
-    if PRELOADED.load(Ordering::Relaxed) {
-        let mut shared = SHARED.exclusive();
+    fn zero<const N: usize>(
+        table: &mut Table<N>,
+        since: &mut pg_sys::TimestampTz,
+        all: bool,
+        db: u32,
+        now: pg_sys::TimestampTz,
+    ) {
         if all {
-            shared.table.reset();
-            shared.since = now;
+            table.reset();
+            *since = now;
         } else {
-            shared.table.reset_database(db);
+            table.reset_database(db);
         }
+    }
+    if PRELOADED.load(Ordering::Relaxed) {
+        let shared = &mut *SHARED.exclusive();
+        zero(&mut shared.table, &mut shared.since, all, db, now);
     } else {
         LOCAL.with_borrow_mut(|l| {
             let l = local(l);
-            if all {
-                l.table.reset();
-                l.since = now;
-            } else {
-                l.table.reset_database(db);
-            }
+            zero(&mut l.table, &mut l.since, all, db, now);
         });
     }
 }

@@ -305,14 +305,20 @@ mod tests {
         assert!(!default_deny.run(&r, &t, NOON).passed);
     }
 
+    /// The issuer `https://i.test`, its roles read from the claim `roles_claim`.
+    fn issuer_with_roles_claim(roles_claim: &str) -> TrustConfig {
+        let key = json!({"kty": "oct", "kid": "a", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldC0"});
+        let row = json!({"issuer": "https://i.test", "audiences": ["a"], "algorithms": ["HS256"],
+                         "jwks": {"keys": [key]}, "roles_claim": roles_claim, "enabled": true});
+        let (trust, errors) = TrustConfig::from_rows(&[row]);
+        assert!(errors.is_empty(), "{errors:?}");
+        trust
+    }
+
     #[test]
     fn scopes_and_roles_come_from_the_claims_issuer_mapping() {
         let r = docs();
-        let key = json!({"kty": "oct", "kid": "a", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldC0"});
-        let row = json!({"issuer": "https://i.test", "audiences": ["a"], "algorithms": ["HS256"],
-                         "jwks": {"keys": [key]}, "roles_claim": "realm_access.roles", "enabled": true});
-        let (trust, errors) = TrustConfig::from_rows(&[row]);
-        assert!(errors.is_empty(), "{errors:?}");
+        let trust = issuer_with_roles_claim("realm_access.roles");
         let claims =
             json!({"iss": "https://i.test", "sub": "x", "realm_access": {"roles": ["admin"]}});
         let t = test(json!({"claims": claims, "action": "delete"}));
@@ -336,11 +342,7 @@ mod tests {
         assert!(!needs(Value::Null), "anonymous");
         // Those decide alike with and without issuers.
         let r = docs();
-        let key = json!({"kty": "oct", "kid": "a", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldC0"});
-        let row = json!({"issuer": "https://i.test", "audiences": ["a"], "algorithms": ["HS256"],
-                         "jwks": {"keys": [key]}, "roles_claim": "sub", "enabled": true});
-        let (trust, errors) = TrustConfig::from_rows(&[row]);
-        assert!(errors.is_empty(), "{errors:?}");
+        let trust = issuer_with_roles_claim("sub");
         for claims in [
             json!({"sub": "admin"}),
             json!({"iss": 7, "sub": "admin"}),
