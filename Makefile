@@ -42,9 +42,9 @@ cluster-stop:
 # Stops at the first failing tier; the cluster is stopped whatever happens. For another major
 # than 15, `unit` is left out: it tests the core alone, which has no Postgres in it and is the
 # same build for every major (`make test` ran it); `lint` runs, as clippy of that major's build.
-# The Debian package is built and tested for 15 only: a package for 18 needs the layout of a
-# Debian (PGDG) PostgreSQL 18, which this machine does not have (README "Install").
-TIERS := setup lint $(if $(filter 15,$(PG)),unit) pgtest install regress e2e $(if $(filter 15,$(PG)),package package-test)
+# The Debian package of each major is built and tested in a scratch copy of its server laid
+# out as Debian's (scripts/scratch-root.sh).
+TIERS := setup lint $(if $(filter 15,$(PG)),unit) pgtest install regress e2e package package-test
 test:
 	@trap '$(MAKE) cluster-stop' EXIT; \
 	for tier in $(TIERS); do \
@@ -92,7 +92,8 @@ dump-restore-across:
 		PGOIDC_RESTORE_PORT=$(ACROSS_PORT) "$(ROOT)"/scripts/e2e.sh -k dump_restore
 
 # A Debian package for PG_CONFIG's major: target/package/postgresql-NN-pg-oidc-authz_<version>_<arch>.deb
-# (library, control file, every install and upgrade script, README, copyright). Installs nothing.
+# (library, control file, every install and upgrade script, README, copyright, at the paths of
+# Debian's postgresql-NN whatever PG_CONFIG's layout). Installs nothing.
 package:
 	"$(ROOT)"/scripts/package.sh $(PG_CONFIG)
 

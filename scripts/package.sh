@@ -7,9 +7,12 @@
 # path): the library, the control file, the install script of this version and those of the
 # earlier releases kept in sql/ (so CREATE EXTENSION ... VERSION and ALTER EXTENSION ... UPDATE
 # work from every one), the upgrade scripts, the Supabase shim (contrib/pg_oidc_authz/), README
-# and the copyright file, at the paths the
-# pg_config names (Debian's postgresql-<major> layout for the system one). Nothing is
-# installed: `cargo pgrx package` builds into a staging directory, dpkg-deb wraps it.
+# and the copyright file, at the paths of Debian's (and PGDG's) postgresql-<major> package:
+# /usr/lib/postgresql/<major>/lib and /usr/share/postgresql/<major>, whatever the layout of
+# the server the library is built against (PostgreSQL 18 here is a relocatable build under
+# /opt; its ABI is the major's, which is what a module's magic block checks). Nothing is
+# installed: `cargo pgrx package` builds into a staging directory, whose files are moved to
+# those paths, and dpkg-deb wraps them.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -39,21 +42,34 @@ MAINTAINER=${DEB_MAINTAINER:-$(git -C "$ROOT" log -1 --format='%an <%ae>' 2>/dev
 
 OUT=$ROOT/target/package
 STAGE=$OUT/$NAME
+BUILD=$OUT/$NAME.pgrx
 DEB=$OUT/${NAME}_${VERSION}_${ARCH}.deb
-SHAREDIR=$("$PG_CONFIG" --sharedir)
-PKGLIBDIR=$("$PG_CONFIG" --pkglibdir)
-rm -rf "$STAGE" "$DEB"
-mkdir -p "$STAGE"
+# Where pgrx stages the files (the pg_config's directories) and where the package puts them.
+BUILD_SHAREDIR=$("$PG_CONFIG" --sharedir)
+BUILD_PKGLIBDIR=$("$PG_CONFIG" --pkglibdir)
+SHAREDIR=/usr/share/postgresql/$MAJOR
+PKGLIBDIR=/usr/lib/postgresql/$MAJOR/lib
+rm -rf "$STAGE" "$BUILD" "$DEB"
+mkdir -p "$STAGE" "$BUILD"
 
 echo "package: cargo pgrx package for PostgreSQL $MAJOR ($PG_CONFIG)"
-(cd "$ROOT" && nice cargo pgrx package --pg-config "$PG_CONFIG" --out-dir "$STAGE" \
+(cd "$ROOT" && nice cargo pgrx package --pg-config "$PG_CONFIG" --out-dir "$BUILD" \
     --no-default-features --features "pg$MAJOR")
 
-# pgrx stages this version's install script and sql/'s upgrade scripts; the install scripts
-# of earlier releases are ours to add.
+# pgrx stages the library, the control file, this version's install script and sql/'s
+# upgrade scripts; each goes to the Debian path, and anything else pgrx staged is an error
+# (it would be left out of the package unnoticed).
 extdir=$STAGE$SHAREDIR/extension
-[[ -f $extdir/$EXT--$VERSION.sql && -f $extdir/$EXT.control && -f $STAGE$PKGLIBDIR/$EXT.so ]] ||
+[[ -f $BUILD$BUILD_SHAREDIR/extension/$EXT--$VERSION.sql && -f $BUILD$BUILD_SHAREDIR/extension/$EXT.control &&
+   -f $BUILD$BUILD_PKGLIBDIR/$EXT.so ]] ||
     die "cargo pgrx package did not stage the library, control file and install script"
+install -d "$extdir" "$STAGE$PKGLIBDIR"
+mv "$BUILD$BUILD_PKGLIBDIR/$EXT.so" "$STAGE$PKGLIBDIR/"
+mv "$BUILD$BUILD_SHAREDIR"/extension/"$EXT"[.-]* "$extdir/"
+left=$(find "$BUILD" -type f)
+[[ -z $left ]] || die "cargo pgrx package staged files this script does not place: $left"
+rm -rf "$BUILD"
+# The install scripts of earlier releases are ours to add.
 for script in "$ROOT"/sql/"$EXT"--*.sql; do
     install -m 0644 "$script" "$extdir/"
 done

@@ -7,6 +7,10 @@ on its own port, and the extension is created from the package's files, at this 
 at the first release followed by ALTER EXTENSION UPDATE; a signed token is verified and a
 rule decides. Run by scripts/package-test.sh (make package-test).
 
+The package's files are at Debian's (and PGDG's) paths for the major, whatever the layout of
+the server it was built against (PostgreSQL 18 here is a relocatable build under /opt, copied
+into that layout by scratch-root.sh).
+
 PGOIDC_DEB: the package (default: target/package/postgresql-<major>-pg-oidc-authz_*.deb);
 PG_CONFIG: the server it is for (default PostgreSQL 15's); PGOIDC_PACKAGE_PORT: the
 cluster's port (default 55442). PGOIDC_PACKAGE_INSTALLED=1: the package was installed with
@@ -50,6 +54,10 @@ MAJOR = re.match(r"PostgreSQL (\d+)", pg_config("--version")).group(1)
 with open(REPO / "Cargo.toml", "rb") as f:
     VERSION = tomllib.load(f)["package"]["version"]
 NAME = f"postgresql-{MAJOR}-pg-oidc-authz"
+# Where a Debian postgresql-<major> has its programs, modules and shared files.
+BINDIR = f"/usr/lib/postgresql/{MAJOR}/bin"
+PKGLIBDIR = f"/usr/lib/postgresql/{MAJOR}/lib"
+SHAREDIR = f"/usr/share/postgresql/{MAJOR}"
 ARCH = subprocess.run(["dpkg", "--print-architecture"], check=True, capture_output=True, text=True).stdout.strip()
 DEB = Path(os.environ.get("PGOIDC_DEB", REPO / "target" / "package" / f"{NAME}_{VERSION}_{ARCH}.deb"))
 SQL = sorted(p.name for p in (REPO / "sql").glob("pg_oidc_authz--*.sql"))
@@ -77,10 +85,10 @@ def packaged_files() -> set[str]:
 
 def test_the_files_and_nothing_else():
     files = packaged_files()
-    extension = f"{pg_config('--sharedir')}/extension"
-    expected = {f"{pg_config('--pkglibdir')}/pg_oidc_authz.so", f"{extension}/pg_oidc_authz.control",
+    extension = f"{SHAREDIR}/extension"
+    expected = {f"{PKGLIBDIR}/pg_oidc_authz.so", f"{extension}/pg_oidc_authz.control",
                 f"{extension}/pg_oidc_authz--{VERSION}.sql",
-                f"{pg_config('--sharedir')}/contrib/pg_oidc_authz/supabase_compat.sql",
+                f"{SHAREDIR}/contrib/pg_oidc_authz/supabase_compat.sql",
                 f"/usr/share/doc/{NAME}/README.md.gz", f"/usr/share/doc/{NAME}/copyright"}
     # Every install and upgrade script of sql/: each earlier release installs and updates.
     expected |= {f"{extension}/{name}" for name in SQL}
@@ -103,7 +111,7 @@ def cluster() -> Iterator[dict[str, str]]:
     if not INSTALLED:
         subprocess.run([str(REPO / "scripts" / "scratch-root.sh"), str(DEB), str(root), PG_CONFIG],
                        check=True, env={"PATH": SAFE_PATH, "LANG": "C"}, capture_output=True, text=True)
-    bindir = f"{root}{pg_config('--bindir')}"
+    bindir = f"{root}{BINDIR}"
     socket = work / "run"  # the socket and the server log, written by postgres
     socket.mkdir()
     shutil.chown(socket, "postgres", "postgres")
@@ -151,8 +159,10 @@ def test_no_rust_toolchain_is_reachable():
 def test_the_server_reads_the_packaged_files(cluster):
     with connect(cluster) as conn:
         paths = dict(conn.execute("select name, setting from pg_config where name in ('SHAREDIR', 'PKGLIBDIR')"))
-        assert paths == {"SHAREDIR": f"{cluster['root']}{pg_config('--sharedir')}",
-                         "PKGLIBDIR": f"{cluster['root']}{pg_config('--pkglibdir')}"}
+        # Through the scratch root's link for a relocatable server (its share beside its bin).
+        assert {name: os.path.realpath(path) for name, path in paths.items()} == {
+            "SHAREDIR": os.path.realpath(f"{cluster['root']}{SHAREDIR}"),
+            "PKGLIBDIR": os.path.realpath(f"{cluster['root']}{PKGLIBDIR}")}
         versions = {r[0] for r in conn.execute("select version from pg_available_extension_versions"
                                                " where name = 'pg_oidc_authz'")}
         assert versions == {name.removeprefix("pg_oidc_authz--").removesuffix(".sql")
