@@ -18,7 +18,9 @@
 //!   the tablespace exists.
 //!
 //! Otherwise the command runs (and fails) as it would, and the worker keeps running. A pause
-//! is never extended: a restarted worker first refreshes what is due.
+//! is never extended: a restarted worker first refreshes what is due. A worker the launcher
+//! started just before the pause, connected but not yet serving, finds the pause when it
+//! registers and exits (the command waits up to 5 s for the database's other sessions).
 
 use super::{alive, set_latch, PRELOADED, SHARED};
 use crate::residual::nodes::list_nodes;

@@ -26,7 +26,7 @@ use pgrx::bgworkers::{
 };
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PGRXSharedMemory, PgLwLock};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -284,6 +284,13 @@ fn register_worker(db: u32) -> bool {
     {
         return false; // another one serves this database
     }
+    // A command that needs the database to itself paused it after this worker connected
+    // (the launcher started it before): it found no worker to stop, so this one must not
+    // stay. Checked under the lock the pause is taken with: either the command sees this
+    // worker registered and stops it, or this worker sees the pause and leaves.
+    if dropdb::paused(&s, db, now_secs()) {
+        return false;
+    }
     let slot = s
         .workers
         .iter()
@@ -337,7 +344,6 @@ fn unregister_worker(db: u32) {
 #[no_mangle]
 pub extern "C-unwind" fn oidc_launcher_main(_arg: pg_sys::Datum) {
     use pgrx::bgworkers::DynamicBackgroundWorker;
-    use std::collections::VecDeque;
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     BackgroundWorker::connect_worker_to_spi(Some("postgres"), None);
     // SAFETY: a plain read of the process id.
@@ -366,17 +372,7 @@ pub extern "C-unwind" fn oidc_launcher_main(_arg: pg_sys::Datum) {
             .into_iter()
             .filter(|db| *db != 0)
             .collect();
-        // (a database asked for by a command that dropped it is gone: not probed)
-        let existing = if wanted.is_empty() {
-            Vec::new()
-        } else {
-            databases()
-        };
-        for db in wanted.into_iter().filter(|db| existing.contains(db)) {
-            if !queue.contains(&db) {
-                queue.push_front(db);
-            }
-        }
+        queue_first(&mut queue, wanted);
         if !deferred.is_empty() {
             let now = now_secs();
             let resumed: Vec<u32> = {
@@ -387,16 +383,8 @@ pub extern "C-unwind" fn oidc_launcher_main(_arg: pg_sys::Datum) {
                     .filter(|db| !dropdb::paused(&s, *db, now))
                     .collect()
             };
-            if !resumed.is_empty() {
-                deferred.retain(|db| !resumed.contains(db));
-                // A dropped database is not probed (its worker could not even connect).
-                let existing = databases();
-                for db in resumed.into_iter().filter(|db| existing.contains(db)) {
-                    if !queue.contains(&db) {
-                        queue.push_front(db);
-                    }
-                }
-            }
+            deferred.retain(|db| !resumed.contains(db));
+            queue_first(&mut queue, resumed);
         }
         let registered = |db: u32| SHARED.share().live(db).is_some();
         // A keys worker that stopped (terminated, failed, or its database dropped the
@@ -446,6 +434,21 @@ pub extern "C-unwind" fn oidc_launcher_main(_arg: pg_sys::Datum) {
 fn stopped(w: &pgrx::bgworkers::DynamicBackgroundWorker) -> bool {
     use pgrx::bgworkers::BackgroundWorkerStatus::{PostmasterDied, Stopped};
     matches!(w.pid(), Err(Stopped | PostmasterDied))
+}
+
+/// Puts those of `dbs` that still exist at the front of the launcher's queue: a database
+/// asked for by a command that dropped it, or whose pause ended with it, is gone and not
+/// probed (its worker could not even connect).
+fn queue_first(queue: &mut VecDeque<u32>, dbs: Vec<u32>) {
+    if dbs.is_empty() {
+        return;
+    }
+    let existing = databases();
+    for db in dbs.into_iter().filter(|db| existing.contains(db)) {
+        if !queue.contains(&db) {
+            queue.push_front(db);
+        }
+    }
 }
 
 fn databases() -> Vec<u32> {
