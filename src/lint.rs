@@ -1,9 +1,10 @@
 //! `oidc.lint()`: what in this database's row-level security is likely wrong or slow —
 //! claim calls evaluated on every row, `oidc.allow()` call sites that never pass an
-//! attribute a matching rule reads (that rule then errors on every row and fails closed,
-//! silently), row-level security enabled but not forced, tables a login role can read
-//! without any, write policies without `WITH CHECK`, views over protected tables that run
-//! as their owner. It reads the catalogs and the rules; it changes nothing.
+//! attribute a matching rule reads (that rule, enforced or shadow, then errors on every row
+//! and fails closed, silently), call sites that shadow rules keep from the planner, row-level
+//! security enabled but not forced, tables a login role can read without any, write policies
+//! without `WITH CHECK`, views over protected tables that run as their owner. It reads the
+//! catalogs and the rules; it changes nothing.
 
 use crate::cache;
 use crate::residual::helpers::helpers;
@@ -164,7 +165,21 @@ fn calls_in(tree: &str, allow: [pg_sys::Oid; 2]) -> Vec<Call> {
 /// A policy: schema, table, name, and its USING and WITH CHECK trees.
 type PolicyRow = (String, String, String, Option<String>, Option<String>);
 
-/// Policies whose `oidc.allow()` calls never pass an attribute a matching rule reads.
+/// What a rule that errors on every row does: its effect, enforced or shadow.
+fn errors_on_every_row(rule: &oidc_authz_core::rules::Rule) -> &'static str {
+    use oidc_authz_core::rules::Effect;
+    match (rule.effect, rule.shadow) {
+        (Effect::Permit, false) => "it never grants",
+        (Effect::Forbid, false) => "it denies every row",
+        // (a shadow rule's differences are what it is for)
+        (Effect::Permit, true) => "as a shadow rule it never records a difference",
+        (Effect::Forbid, true) => "as a shadow rule it records a difference for every row allowed",
+    }
+}
+
+/// Policies whose `oidc.allow()` calls never pass an attribute a matching rule reads, and
+/// those whose calls shadow rules match (the planner support function leaves such a call to
+/// be decided per row: `crate::residual`).
 #[pg_extern(stable, parallel_safe, name = "_lint_calls")]
 fn lint_calls() -> TableIterator<
     'static,
@@ -208,7 +223,14 @@ fn lint_calls() -> TableIterator<
         for tree in [qual, check].into_iter().flatten() {
             for call in calls_in(&tree, [h.allow, h.allow_variadic]) {
                 let matching = rules.matching(&call.action, &call.resource_type);
-                for &i in matching.permits().iter().chain(matching.forbids()) {
+                let mut found = Vec::new();
+                for i in matching
+                    .permits()
+                    .iter()
+                    .chain(matching.forbids())
+                    .copied()
+                    .chain(matching.shadows())
+                {
                     let rule = rules.rule(i);
                     let Some(program) = &rule.program else {
                         continue;
@@ -219,24 +241,42 @@ fn lint_calls() -> TableIterator<
                         .iter()
                         .filter(|a| !call.names.contains(a) && !attrs.tested.contains(*a))
                     {
-                        out.push((
-                            schema.clone(),
-                            table.clone(),
-                            policy.clone(),
+                        found.push((
                             format!(
-                                "rule `{}` ({}) reads resource.{missing}, which oidc.allow('{}', '{}', …) does not pass: it errors on every row ({})",
+                                "{}rule `{}` ({}) reads resource.{missing}, which oidc.allow('{}', '{}', …) does not pass: it errors on every row ({})",
+                                if rule.shadow { "shadow " } else { "" },
                                 rule.name,
                                 rule.effect.name(),
                                 call.action,
                                 call.resource_type,
-                                if rule.effect == oidc_authz_core::rules::Effect::Permit {
-                                    "it never grants"
-                                } else {
-                                    "it denies every row"
-                                }
+                                errors_on_every_row(rule),
                             ),
                             format!("pass '{missing}', <column> in the call, or guard the rule with has(resource.{missing})"),
                         ));
+                    }
+                }
+                for i in matching.shadows() {
+                    found.push((
+                        format!(
+                            "shadow rule `{}` matches oidc.allow('{}', '{}', …): while it does, the call is decided row by row, never turned into a condition an index can serve",
+                            rules.rule(i).name,
+                            call.action,
+                            call.resource_type,
+                        ),
+                        "once its differences are reviewed (oidc.stats(), oidc.explain()), enforce or drop it; meanwhile give it the narrowest actions and resource_type it is meant to try".to_owned(),
+                    ));
+                }
+                for (problem, suggestion) in found {
+                    let row = (
+                        schema.clone(),
+                        table.clone(),
+                        policy.clone(),
+                        problem,
+                        suggestion,
+                    );
+                    // (a policy calling oidc.allow() twice for one action and type)
+                    if !out.contains(&row) {
+                        out.push(row);
                     }
                 }
             }

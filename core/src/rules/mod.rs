@@ -346,6 +346,14 @@ impl Matching {
         &self.permits
     }
 
+    /// The matching shadow rules, forbids then permits, as indexes into the rule set.
+    pub fn shadows(&self) -> impl Iterator<Item = usize> + '_ {
+        self.shadow_forbids
+            .iter()
+            .chain(&self.shadow_permits)
+            .copied()
+    }
+
     /// Whether shadow rules match: only then does a decision pay for evaluating them.
     pub fn has_shadow(&self) -> bool {
         !(self.shadow_forbids.is_empty() && self.shadow_permits.is_empty())
@@ -889,6 +897,11 @@ mod tests {
         assert!(m.has_shadow());
         assert_eq!(m.forbids().len() + m.permits().len(), 2);
         let index = |name| set.by_name(name).unwrap().0;
+        let shadows: Vec<usize> = m.shadows().collect();
+        assert_eq!(
+            shadows,
+            [index("no-bob"), index("not-erin"), index("also-carol")]
+        );
         for (sub, allowed, diff) in [
             ("alice", true, None),
             ("bob", true, Some((false, vec!["no-bob"]))),

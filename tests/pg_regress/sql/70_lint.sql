@@ -34,6 +34,17 @@ grant select on good, slow, open_notes to lint_app;
 -- A view over a protected table, running as its owner; another as the caller.
 create view good_owner_view as select * from good;
 create view good_caller_view with (security_invoker = true) as select * from good;
+-- Shadow rules on a call site: they keep it from the planner, and one reads what the call
+-- does not pass (a shadow rule of another action, `archive`, matches nothing here).
+insert into oidc.rules (name, effect, actions, resource_type, condition, mode) values
+('try-team', 'permit', '{write}', 'note', 'resource.team == claims.tenant', 'shadow'),
+('try-locked', 'forbid', '{write}', 'note', 'resource.owner != claims.sub', 'shadow'),
+('try-archive', 'forbid', '{archive}', 'note', 'resource.owner != claims.sub', 'shadow');
+create table notes (id int, owner text);
+alter table notes enable row level security;
+alter table notes force row level security;
+create policy write_notes on notes for update using (true)
+    with check (oidc.allow('write', 'note', 'owner', owner) and oidc.allow('write', 'note', 'owner', owner));
 
 select schema_name, table_name, policy_name, severity, problem, suggestion
   from oidc.lint() where schema_name = 'public'
@@ -58,6 +69,6 @@ select oidc.residual('read', 'doc');
 reset role;
 
 drop view good_owner_view, good_caller_view;
-drop table good, slow, open_notes;
+drop table good, slow, open_notes, notes;
 drop role lint_app, lint_owner;
 drop extension pg_oidc_authz;
