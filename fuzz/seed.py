@@ -254,6 +254,7 @@ def main() -> int:
             rb'{"s":"\\u0000","t":"\u0000","t":"\u0001\t0001\t"}',
         ],
         "claim_path": structured,
+        "revocation": structured,
         "rule_compile": [c.encode() for c in conds],
         "rule_eval": [c.encode() + b"\0" + fixed_bytes(c, 48) for c in conds],
         "redact": [t.encode() for t in tokens[:8]] + [

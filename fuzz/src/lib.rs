@@ -15,6 +15,7 @@ pub mod gen;
 pub mod json;
 pub mod keys;
 pub mod redact;
+pub mod revocation;
 pub mod rules;
 pub mod token;
 pub mod token_spec;
@@ -24,7 +25,7 @@ pub type Target = fn(&[u8]);
 
 /// Every fuzz target by name (the name of its `fuzz_targets/<name>.rs` and of its corpus and
 /// regression folders).
-pub const TARGETS: [(&str, Target); 10] = [
+pub const TARGETS: [(&str, Target); 11] = [
     ("token", token::token),
     ("token_structured", token_spec::token_structured),
     ("logout", token_spec::logout),
@@ -35,6 +36,7 @@ pub const TARGETS: [(&str, Target); 10] = [
     ("rule_compile", rules::rule_compile),
     ("rule_eval", rules::rule_eval),
     ("redact", redact::redact),
+    ("revocation", revocation::revocation),
 ];
 
 /// A property does not hold: what the fuzzer looks for, reported as a panic.
