@@ -34,13 +34,11 @@ fn database_name(oid: u32, names: &mut HashMap<u32, String>) -> String {
         .clone()
 }
 
-fn labels(key: &Key, names: &mut HashMap<u32, String>) -> Value {
+/// A counter's labels; `database`: its database's name, for a per-database counter.
+fn labels(key: &Key, database: Option<&str>) -> Value {
     let mut m = Map::new();
-    if key.database != 0 {
-        m.insert(
-            "database".into(),
-            Value::String(database_name(key.database, names)),
-        );
+    if let Some(database) = database {
+        m.insert("database".into(), Value::String(database.to_owned()));
     }
     if let Some(label) = key.counter.label_name() {
         let value = if key.label.is_empty() {
@@ -96,12 +94,12 @@ fn stats() -> TableIterator<
     let mut rows: Vec<(Key, String, Value, u64)> = counters
         .into_iter()
         .map(|(key, n)| {
-            let labels = labels(&key, &mut names);
             let db = if key.database == 0 {
                 String::new()
             } else {
                 database_name(key.database, &mut names)
             };
+            let labels = labels(&key, (key.database != 0).then_some(db.as_str()));
             (key, db, labels, n)
         })
         .collect();
