@@ -57,13 +57,14 @@ else
     mv "$ROOT$libtree/share" "$ROOT$debian_sharedir"
     ln -s "$(realpath -m --relative-to="$ROOT$libtree" "$ROOT$debian_sharedir")" "$ROOT$libtree/share"
     # Each $ORIGIN RPATH entry of the programs that leads out of the prefix: its directory,
-    # copied to where the entry leads from the copy's bin.
+    # copied to where the entry leads from the copy's bin (inside ROOT; a program that is
+    # not ELF has none).
     for program in "$bindir"/*; do
-        readelf -d "$program" 2>/dev/null | sed -n 's/.*(RPATH).*\[\(.*\)\]$/\1/p' | tr ':' '\n'
+        { readelf -d "$program" 2>/dev/null || true; } | sed -n 's/.*(RPATH).*\[\(.*\)\]$/\1/p' | tr ':' '\n'
     done | sed -n 's|^\$ORIGIN/||p' | sort -u | while read -r rest; do
         from=$(realpath -m "$bindir/$rest")
         to=$(realpath -m "$ROOT$libtree/bin/$rest")
-        [[ -d $from && $from != "$prefix"/* && ! -e $to ]] || continue
+        [[ -d $from && $from != "$prefix"/* && $to == "$ROOT"/* && ! -e $to ]] || continue
         mkdir -p "${to%/*}"
         cp -a "$from" "$to"
     done

@@ -255,7 +255,13 @@ fn stop_worker_of(db: pg_sys::Oid) {
     let pid = {
         let mut s = SHARED.exclusive();
         let mine = s.paused.iter().position(|p| p.db == db && p.pid == me);
-        let free = || s.paused.iter().position(|p| p.db == 0 || p.until <= now);
+        // An empty slot first; else one whose pause expired (its backend may still run and
+        // look for it at its transaction's end: the launcher then finds the database by its
+        // own deferral or rescan).
+        let free = || {
+            let empty = s.paused.iter().position(|p| p.db == 0);
+            empty.or_else(|| s.paused.iter().position(|p| p.until <= now))
+        };
         let Some(slot) = mine.or_else(free) else {
             return;
         };

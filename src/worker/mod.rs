@@ -401,6 +401,10 @@ pub extern "C-unwind" fn oidc_launcher_main(_arg: pg_sys::Datum) {
                 serving.insert(db, w);
             } else if !stopped(&w) {
                 probe = Some((db, w)); // still starting
+            } else if dropdb::paused(&SHARED.share(), db, now_secs()) && !deferred.contains(&db) {
+                // It saw a pause when it registered and left: served again once the pause
+                // ends, without relying on the pausing backend's request reaching `wanted`.
+                deferred.push(db);
             }
         }
         while probe.is_none() {

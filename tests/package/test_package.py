@@ -109,8 +109,11 @@ def cluster() -> Iterator[dict[str, str]]:
     work.chmod(0o755)
     root, data = ("" if INSTALLED else work / "root"), work / "data"
     if not INSTALLED:
-        subprocess.run([str(REPO / "scripts" / "scratch-root.sh"), str(DEB), str(root), PG_CONFIG],
-                       check=True, env={"PATH": SAFE_PATH, "LANG": "C"}, capture_output=True, text=True)
+        made = subprocess.run([str(REPO / "scripts" / "scratch-root.sh"), str(DEB), str(root), PG_CONFIG],
+                              env={"PATH": SAFE_PATH, "LANG": "C"}, capture_output=True, text=True)
+        if made.returncode != 0:
+            shutil.rmtree(work)
+            pytest.fail(f"scratch-root.sh failed ({made.returncode}):\n{made.stderr}")
     bindir = f"{root}{BINDIR}"
     socket = work / "run"  # the socket and the server log, written by postgres
     socket.mkdir()
