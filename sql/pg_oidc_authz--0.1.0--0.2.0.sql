@@ -374,12 +374,21 @@ CREATE FUNCTION oidc."_lint_calls"() RETURNS TABLE (
 	"schema_name" TEXT,  /* String */
 	"table_name" TEXT,  /* String */
 	"policy_name" TEXT,  /* String */
+	"severity" TEXT,  /* &str */
 	"problem" TEXT,  /* String */
 	"suggestion" TEXT  /* String */
 )
 STRICT STABLE PARALLEL SAFE 
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'lint_calls_wrapper';
+
+CREATE FUNCTION oidc."_lint_rule_tests"() RETURNS TABLE (
+	"problem" TEXT,  /* String */
+	"suggestion" TEXT  /* String */
+)
+STRICT STABLE PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'lint_rule_tests_wrapper';
 
 
 
@@ -410,8 +419,11 @@ SELECT DISTINCT p.nspname, p.relname, p.polname,
        '(?<!SELECT )(oidc\.(?:sub|uid|issuer|claims|scopes|roles)\(\)|oidc\.(?:claim|claim_text|has_scope|has_role)\(''[^'']*''::text\))',
        'g') AS m
 UNION ALL
-SELECT l.schema_name, l.table_name, l.policy_name, 'warning', l.problem, l.suggestion
+SELECT l.schema_name, l.table_name, l.policy_name, l.severity, l.problem, l.suggestion
   FROM oidc._lint_calls() AS l
+UNION ALL
+SELECT 'oidc', 'rule_tests', NULL, 'warning', l.problem, l.suggestion
+  FROM oidc._lint_rule_tests() AS l
 UNION ALL
 SELECT t.nspname, t.relname, NULL, 'warning',
        'row-level security is enabled but not forced: the table''s owner bypasses its policies',
@@ -453,7 +465,7 @@ SELECT DISTINCT v.nspname, v.relname, NULL, 'warning',
                       WHERE o.option_name = 'security_invoker'), false)
 $lint$;
 COMMENT ON FUNCTION oidc.lint() IS
-    'Likely mistakes in this database''s row-level security and oidc.allow() call sites';
+    'Likely mistakes in this database''s row-level security, oidc.allow() call sites and rule tests';
 
 -- Revocation and Back-Channel Logout (new in 0.2.0).
 CREATE FUNCTION oidc."_max_token_lifetime"() RETURNS INT /* i32 */
@@ -744,8 +756,8 @@ REVOKE ALL ON FUNCTION oidc._check_issuer_row(jsonb), oidc._invalidate_config(oi
     oidc._validate_row(), oidc._config_changed(),
     oidc.replay(jsonb, text, text, jsonb, timestamptz, text) FROM PUBLIC;
 -- The lint reveals rules and policies: admins only.
-REVOKE ALL ON FUNCTION oidc.lint(), oidc._lint_calls(), oidc.residual(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION oidc.lint(), oidc._lint_calls(), oidc.residual(text, text) TO oidc_admin;
+REVOKE ALL ON FUNCTION oidc.lint(), oidc._lint_calls(), oidc._lint_rule_tests(), oidc.residual(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oidc.lint(), oidc._lint_calls(), oidc._lint_rule_tests(), oidc.residual(text, text) TO oidc_admin;
 GRANT EXECUTE ON FUNCTION oidc._check_issuer_row(jsonb), oidc._invalidate_config(oid),
     oidc._issuer_row_json(oidc.issuers), oidc._check_rule_row(jsonb),
     oidc.replay(jsonb, text, text, jsonb, timestamptz, text) TO oidc_admin;

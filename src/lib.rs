@@ -306,8 +306,8 @@ REVOKE ALL ON FUNCTION oidc._check_issuer_row(jsonb), oidc._invalidate_config(oi
     oidc._validate_row(), oidc._config_changed(),
     oidc.replay(jsonb, text, text, jsonb, timestamptz, text) FROM PUBLIC;
 -- The lint reveals rules and policies: admins only.
-REVOKE ALL ON FUNCTION oidc.lint(), oidc._lint_calls(), oidc.residual(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION oidc.lint(), oidc._lint_calls(), oidc.residual(text, text) TO oidc_admin;
+REVOKE ALL ON FUNCTION oidc.lint(), oidc._lint_calls(), oidc._lint_rule_tests(), oidc.residual(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION oidc.lint(), oidc._lint_calls(), oidc._lint_rule_tests(), oidc.residual(text, text) TO oidc_admin;
 GRANT EXECUTE ON FUNCTION oidc._check_issuer_row(jsonb), oidc._invalidate_config(oid),
     oidc._issuer_row_json(oidc.issuers), oidc._check_rule_row(jsonb),
     oidc.replay(jsonb, text, text, jsonb, timestamptz, text) TO oidc_admin;

@@ -3,8 +3,9 @@
 //! attribute a matching rule reads (that rule, enforced or shadow, then errors on every row
 //! and fails closed, silently), call sites that shadow rules keep from the planner, row-level
 //! security enabled but not forced, tables a login role can read without any, write policies
-//! without `WITH CHECK`, views over protected tables that run as their owner. It reads the
-//! catalogs and the rules; it changes nothing.
+//! without `WITH CHECK`, views over protected tables that run as their owner, gated rule
+//! tests that decide by the clock. It reads the catalogs, the rules and the rule tests; it
+//! changes nothing.
 
 use crate::cache;
 use crate::residual::helpers::helpers;
@@ -43,8 +44,11 @@ SELECT DISTINCT p.nspname, p.relname, p.polname,
        '(?<!SELECT )(oidc\.(?:sub|uid|issuer|claims|scopes|roles)\(\)|oidc\.(?:claim|claim_text|has_scope|has_role)\(''[^'']*''::text\))',
        'g') AS m
 UNION ALL
-SELECT l.schema_name, l.table_name, l.policy_name, 'warning', l.problem, l.suggestion
+SELECT l.schema_name, l.table_name, l.policy_name, l.severity, l.problem, l.suggestion
   FROM oidc._lint_calls() AS l
+UNION ALL
+SELECT 'oidc', 'rule_tests', NULL, 'warning', l.problem, l.suggestion
+  FROM oidc._lint_rule_tests() AS l
 UNION ALL
 SELECT t.nspname, t.relname, NULL, 'warning',
        'row-level security is enabled but not forced: the table''s owner bypasses its policies',
@@ -86,10 +90,10 @@ SELECT DISTINCT v.nspname, v.relname, NULL, 'warning',
                       WHERE o.option_name = 'security_invoker'), false)
 $lint$;
 COMMENT ON FUNCTION oidc.lint() IS
-    'Likely mistakes in this database''s row-level security and oidc.allow() call sites';
+    'Likely mistakes in this database''s row-level security, oidc.allow() call sites and rule tests';
 "#,
     name = "lint",
-    requires = [lint_calls],
+    requires = [lint_calls, lint_rule_tests],
 );
 
 /// One `oidc.allow()` call with pairs found in a policy.
@@ -97,6 +101,11 @@ struct Call {
     action: String,
     resource_type: String,
     names: Vec<String>,
+    /// Of the form the planner support function rewrites (`crate::residual`): an even
+    /// number of arguments, at least four, every name a constant, no explicit VARIADIC.
+    rewritable: bool,
+    /// Called with an explicit VARIADIC array, which `oidc.allow()` refuses when it runs.
+    variadic: bool,
 }
 
 struct Walk {
@@ -127,16 +136,22 @@ unsafe extern "C-unwind" fn find_calls(
                     args.first().and_then(|a| const_text(*a)),
                     args.get(1).and_then(|a| const_text(*a)),
                 ) {
-                    let names = args
+                    let names: Vec<String> = args
                         .iter()
                         .skip(2)
                         .step_by(2)
                         .filter_map(|a| const_text(*a))
                         .collect();
+                    let rewritable = !f.funcvariadic
+                        && args.len() >= 4
+                        && args.len().is_multiple_of(2)
+                        && names.len() == (args.len() - 2) / 2;
                     walk.calls.push(Call {
                         action,
                         resource_type,
                         names,
+                        rewritable,
+                        variadic: f.funcvariadic,
                     });
                 }
             }
@@ -162,8 +177,12 @@ fn calls_in(tree: &str, allow: [pg_sys::Oid; 2]) -> Vec<Call> {
     walk.calls
 }
 
-/// A policy: schema, table, name, and its USING and WITH CHECK trees.
-type PolicyRow = (String, String, String, Option<String>, Option<String>);
+/// A policy: schema, table, name, the table's estimated rows, and its USING and WITH CHECK
+/// trees.
+type PolicyRow = (String, String, String, f32, Option<String>, Option<String>);
+
+/// A row of `oidc._lint_calls()`: schema, table, policy, severity, problem, suggestion.
+type LintRow = (String, String, String, &'static str, String, String);
 
 /// What a rule that errors on every row does: its effect, enforced or shadow.
 fn errors_on_every_row(rule: &oidc_authz_core::rules::Rule) -> &'static str {
@@ -187,11 +206,12 @@ fn lint_calls() -> TableIterator<
         name!(schema_name, String),
         name!(table_name, String),
         name!(policy_name, String),
+        name!(severity, &'static str),
         name!(problem, String),
         name!(suggestion, String),
     ),
 > {
-    let mut out = Vec::new();
+    let mut out: Vec<LintRow> = Vec::new();
     let Some(h) = helpers() else {
         return TableIterator::new(out);
     };
@@ -199,7 +219,7 @@ fn lint_calls() -> TableIterator<
     let policies: Vec<PolicyRow> = Spi::connect(|client| {
         let rows = client.select(
             "select n.nspname::pg_catalog.text, c.relname::pg_catalog.text, p.polname::pg_catalog.text, \
-             p.polqual::pg_catalog.text, p.polwithcheck::pg_catalog.text \
+             c.reltuples, p.polqual::pg_catalog.text, p.polwithcheck::pg_catalog.text \
              from pg_catalog.pg_policy p join pg_catalog.pg_class c on c.oid operator(pg_catalog.=) p.polrelid \
              join pg_catalog.pg_namespace n on n.oid operator(pg_catalog.=) c.relnamespace \
              order by 1, 2, 3",
@@ -212,24 +232,41 @@ fn lint_calls() -> TableIterator<
                 row.get::<String>(1)?.unwrap_or_default(),
                 row.get::<String>(2)?.unwrap_or_default(),
                 row.get::<String>(3)?.unwrap_or_default(),
-                row.get::<String>(4)?,
+                row.get::<f32>(4)?.unwrap_or_default(),
                 row.get::<String>(5)?,
+                row.get::<String>(6)?,
             ));
         }
         Ok::<_, pgrx::spi::SpiError>(v)
     })
     .unwrap_or_default();
-    for (schema, table, policy, qual, check) in policies {
-        for tree in [qual, check].into_iter().flatten() {
+    for (schema, table, policy, reltuples, qual, check) in policies {
+        for (i_tree, tree) in [qual, check].into_iter().enumerate() {
+            let Some(tree) = tree else { continue };
+            // (only a USING expression filters what a scan reads; WITH CHECK tests each row
+            // written whatever it is)
+            let filters = i_tree == 0;
             for call in calls_in(&tree, [h.allow, h.allow_variadic]) {
-                let matching = rules.matching(&call.action, &call.resource_type);
                 let mut found = Vec::new();
+                if call.variadic {
+                    found.push((
+                        "warning",
+                        format!(
+                            "oidc.allow('{}', '{}', …) is called with a VARIADIC array, which it refuses: every statement that evaluates it errors",
+                            call.action, call.resource_type
+                        ),
+                        "pass the resource as name/value pairs: oidc.allow(action, type, 'name', <column>, …)".to_owned(),
+                    ));
+                }
+                let matching = rules.matching(&call.action, &call.resource_type);
+                // (a VARIADIC call's names are not known here, and it errors anyway)
                 for i in matching
                     .permits()
                     .iter()
                     .chain(matching.forbids())
                     .copied()
                     .chain(matching.shadows())
+                    .filter(|_| !call.variadic)
                 {
                     let rule = rules.rule(i);
                     let Some(program) = &rule.program else {
@@ -242,6 +279,7 @@ fn lint_calls() -> TableIterator<
                         .filter(|a| !call.names.contains(a) && !attrs.tested.contains(*a))
                     {
                         found.push((
+                            "warning",
                             format!(
                                 "{}rule `{}` ({}) reads resource.{missing}, which oidc.allow('{}', '{}', …) does not pass: it errors on every row ({})",
                                 if rule.shadow { "shadow " } else { "" },
@@ -255,8 +293,11 @@ fn lint_calls() -> TableIterator<
                         ));
                     }
                 }
-                for i in matching.shadows() {
+                // Only where the call would otherwise be rewritten: a call of another form
+                // is decided per row anyway (and a small table is read whole anyway).
+                for i in matching.shadows().filter(|_| filters && call.rewritable) {
                     found.push((
+                        if reltuples > 10_000.0 { "warning" } else { "info" },
                         format!(
                             "shadow rule `{}` matches oidc.allow('{}', '{}', …): while it does, the call is decided row by row, never turned into a condition an index can serve",
                             rules.rule(i).name,
@@ -266,11 +307,12 @@ fn lint_calls() -> TableIterator<
                         "once its differences are reviewed (oidc.stats(), oidc.explain()), enforce or drop it; meanwhile give it the narrowest actions and resource_type it is meant to try".to_owned(),
                     ));
                 }
-                for (problem, suggestion) in found {
+                for (severity, problem, suggestion) in found {
                     let row = (
                         schema.clone(),
                         table.clone(),
                         policy.clone(),
+                        severity,
                         problem,
                         suggestion,
                     );
@@ -281,6 +323,39 @@ fn lint_calls() -> TableIterator<
                 }
             }
         }
+    }
+    TableIterator::new(out)
+}
+
+/// Gated rule tests without `at` that a matching enforced rule decides by the clock: they
+/// pass or fail by when they run, and one failing refuses the next change of the rules.
+#[pg_extern(stable, parallel_safe, name = "_lint_rule_tests")]
+fn lint_rule_tests() -> TableIterator<'static, (name!(problem, String), name!(suggestion, String))>
+{
+    use oidc_authz_core::rules::cases::RuleTest;
+    let rules = cache::rules();
+    let mut out = Vec::new();
+    for row in crate::trust::read_rule_tests() {
+        let Ok(test) = RuleTest::from_row(&row) else {
+            continue; // (oidc.test_rules() reports it)
+        };
+        let clock = test.clock_rules(&rules);
+        if !test.gate || clock.is_empty() {
+            continue;
+        }
+        out.push((
+            format!(
+                "gated rule test `{}` has no `at`, and {} `{}` read{} the clock: it is decided at the time it runs, so it can pass now and fail later, refusing every change of the rules until it is fixed",
+                test.name,
+                if clock.len() == 1 { "rule" } else { "rules" },
+                clock.join("`, `"),
+                if clock.len() == 1 { "s" } else { "" },
+            ),
+            format!(
+                "give it a fixed time, UPDATE oidc.rule_tests SET at = '<when>' WHERE name = '{}', and a test on each side of the rule's boundary",
+                test.name.replace('\'', "''")
+            ),
+        ));
     }
     TableIterator::new(out)
 }

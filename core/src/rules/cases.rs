@@ -221,6 +221,26 @@ impl RuleTest {
     }
 }
 
+impl RuleTest {
+    /// The enforced rules that this test, having no `at`, decides by the clock: those
+    /// matching its action and type whose condition reads `context.time`. Its outcome can
+    /// then change with the time it runs (a gated test that fails refuses the next change).
+    /// None when the test names its time.
+    pub fn clock_rules<'r>(&self, rules: &'r RuleSet) -> Vec<&'r str> {
+        if self.at_ns.is_some() {
+            return Vec::new();
+        }
+        let m = rules.matching(&self.action, &self.resource_type);
+        m.permits()
+            .iter()
+            .chain(m.forbids())
+            .map(|&i| rules.rule(i))
+            .filter(|r| r.program.as_ref().is_some_and(super::lint::reads_clock))
+            .map(|r| r.name.as_str())
+            .collect()
+    }
+}
+
 /// Whether a rule of `rules` named `name` is a forbid (for messages).
 pub fn is_forbid(rules: &RuleSet, name: &str) -> bool {
     rules
@@ -287,6 +307,30 @@ mod tests {
         let anonymous = test(json!({"resource": {"owner": "alice"}, "expect": "deny"}));
         let o = anonymous.run(&r, &t, NOON);
         assert!(o.passed && o.deciding.is_empty(), "default deny: {o:?}");
+    }
+
+    #[test]
+    fn a_test_without_at_names_the_matching_rules_that_read_the_clock() {
+        let r = docs();
+        let owner = test(json!({"claims": {"sub": "alice"}, "resource": {"owner": "alice"}}));
+        assert_eq!(owner.clock_rules(&r), ["night"]);
+        let pinned = test(json!({"claims": {"sub": "alice"}, "at_epoch_us": 0}));
+        assert!(pinned.clock_rules(&r).is_empty(), "`at` pins it");
+        let other_type = test(json!({"resource_type": "folder"}));
+        assert!(
+            other_type.clock_rules(&r).is_empty(),
+            "`night` is for docs only"
+        );
+        let shadowed = rules(json!([
+            {"name": "try-night", "effect": "forbid", "actions": ["*"], "resource_type": "*",
+             "condition": "context.time.getHours() < 6", "enabled": true, "mode": "shadow"},
+            {"name": "off", "effect": "forbid", "actions": ["*"], "resource_type": "*",
+             "condition": "context.time.getHours() < 6", "enabled": false},
+        ]));
+        assert!(
+            owner.clock_rules(&shadowed).is_empty(),
+            "a shadow or disabled rule decides no test"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! What a condition reads of the resource, for `oidc.lint()`: the attributes it reads as
-//! values, and those it only tests with `has()`. A call site that never passes an attribute
-//! a rule reads as a value makes that rule an error on every row (it fails closed, silently).
+//! What a condition reads, for `oidc.lint()`: the resource attributes it reads as values,
+//! and those it only tests with `has()` (a call site that never passes an attribute a rule
+//! reads as a value makes that rule an error on every row: it fails closed, silently); and
+//! whether it reads the clock (a rule test without `at` then decides by when it runs).
 
 use super::compile::Program;
 use super::eval::Node;
@@ -22,6 +23,25 @@ pub fn resource_attributes(program: &Program) -> Attributes {
     let mut a = Attributes::default();
     visit(&program.root, &mut a);
     a
+}
+
+/// Whether `program` can read the clock: `context.time`, or the whole `context` (which
+/// holds it). A rule test without `at` is decided at the time it runs, so its outcome can
+/// change by itself when a matching rule reads the clock.
+pub fn reads_clock(program: &Program) -> bool {
+    fn visit(node: &Node) -> bool {
+        match node {
+            Node::Select(inner, field) | Node::Has(inner, field)
+                if matches!(**inner, Node::Context) =>
+            {
+                // (`has(context.time)` is always true: it reads no time)
+                matches!(node, Node::Select(..)) && &**field == "time"
+            }
+            Node::Context => true,
+            other => other.children().into_iter().any(visit),
+        }
+    }
+    visit(&program.root)
 }
 
 fn visit(node: &Node, a: &mut Attributes) {
@@ -56,5 +76,32 @@ mod tests {
         );
         assert!(!a.whole);
         assert!(resource_attributes(&compile("size(resource) > 0").unwrap()).whole);
+    }
+
+    #[test]
+    fn the_clock_is_read_through_context_time_or_the_whole_context() {
+        for (condition, reads) in [
+            ("context.time.getHours() >= 22", true),
+            (
+                "context.method == 'POST' && context.time > timestamp('2024-01-01T00:00:00Z')",
+                true,
+            ),
+            ("resource.until < context.time", true),
+            ("context['time'] > timestamp('2024-01-01T00:00:00Z')", true),
+            ("size(context) > 1", true),
+            (
+                "context.method == 'GET' || context.path.startsWith('/x')",
+                false,
+            ),
+            ("has(context.time) && has(context.method)", false),
+            ("resource.until < timestamp('2024-01-01T00:00:00Z')", false),
+            ("claims.sub == resource.owner", false),
+        ] {
+            assert_eq!(
+                reads_clock(&compile(condition).unwrap()),
+                reads,
+                "{condition}"
+            );
+        }
     }
 }

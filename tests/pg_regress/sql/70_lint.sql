@@ -34,8 +34,10 @@ grant select on good, slow, open_notes to lint_app;
 -- A view over a protected table, running as its owner; another as the caller.
 create view good_owner_view as select * from good;
 create view good_caller_view with (security_invoker = true) as select * from good;
--- Shadow rules on a call site: they keep it from the planner, and one reads what the call
--- does not pass (a shadow rule of another action, `archive`, matches nothing here).
+-- Shadow rules on a call site: they keep a USING call from the planner (a warning where the
+-- table is large; WITH CHECK filters no scan, and a call with VARIADIC is per row anyway),
+-- and one reads what the call does not pass (a shadow rule of another action, `archive`,
+-- matches nothing here).
 insert into oidc.rules (name, effect, actions, resource_type, condition, mode) values
 ('try-team', 'permit', '{write}', 'note', 'resource.team == claims.tenant', 'shadow'),
 ('try-locked', 'forbid', '{write}', 'note', 'resource.owner != claims.sub', 'shadow'),
@@ -43,11 +45,35 @@ insert into oidc.rules (name, effect, actions, resource_type, condition, mode) v
 create table notes (id int, owner text);
 alter table notes enable row level security;
 alter table notes force row level security;
-create policy write_notes on notes for update using (true)
-    with check (oidc.allow('write', 'note', 'owner', owner) and oidc.allow('write', 'note', 'owner', owner));
+create policy write_notes on notes for update
+    using (oidc.allow('write', 'note', 'owner', owner) and oidc.allow('write', 'note', 'owner', owner))
+    with check (oidc.allow('write', 'note', 'owner', owner));
+create table checked_notes (id int, owner text);
+alter table checked_notes enable row level security;
+alter table checked_notes force row level security;
+create policy write_checked on checked_notes for insert
+    with check (oidc.allow('write', 'note', 'owner', owner, 'team', owner));
+create policy read_variadic on checked_notes for select
+    using (oidc.allow('write', 'note', 'owner', owner, variadic array['team', owner]));
+create table big_notes (id int, owner text, team text);
+insert into big_notes select g, 'x', 'y' from generate_series(1, 20000) g;
+analyze big_notes;
+alter table big_notes enable row level security;
+alter table big_notes force row level security;
+create policy write_big on big_notes for update
+    using (oidc.allow('write', 'note', 'owner', owner, 'team', team));
+-- A gated rule test without `at` that a rule decides by the clock; one pinned, one not
+-- gated, and one of another action are fine.
+insert into oidc.rules (name, effect, actions, resource_type, condition) values
+('office-hours', 'forbid', '{delete}', 'doc', 'context.time.getHours() < 0');
+insert into oidc.rule_tests (name, claims, action, resource_type, expect, gate, at) values
+('nobody deletes', '{"sub": "a"}', 'delete', 'doc', 'deny', true, null),
+('nobody deletes at noon', '{"sub": "a"}', 'delete', 'doc', 'deny', true, '2024-01-01 12:00+00'),
+('not gated', '{"sub": "a"}', 'delete', 'doc', 'deny', false, null),
+('bob reads nothing', '{"sub": "bob"}', 'read', 'doc', 'deny', true, null);
 
 select schema_name, table_name, policy_name, severity, problem, suggestion
-  from oidc.lint() where schema_name = 'public'
+  from oidc.lint() where schema_name in ('public', 'oidc')
  order by table_name, policy_name nulls first, problem;
 
 -- Admins only: it shows the rules.
@@ -69,6 +95,6 @@ select oidc.residual('read', 'doc');
 reset role;
 
 drop view good_owner_view, good_caller_view;
-drop table good, slow, open_notes, notes;
+drop table good, slow, open_notes, notes, checked_notes, big_notes;
 drop role lint_app, lint_owner;
 drop extension pg_oidc_authz;
