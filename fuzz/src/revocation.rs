@@ -19,6 +19,7 @@
 
 use super::gen;
 use arbitrary::{Arbitrary, Result, Unstructured};
+use oidc_authz_core::config::ConfigError;
 use oidc_authz_core::revocation::{Kind, Revocations};
 use oidc_authz_core::token::alg::Alg;
 use oidc_authz_core::token::{TokenError, Verified};
@@ -35,11 +36,10 @@ pub fn revocation(data: &[u8]) {
         return;
     };
     let (revocations, errors) = Revocations::from_rows(&rows);
-    let expected_errors = rows.iter().filter(|r| reported(r)).count();
-    if errors.len() != expected_errors {
+    let expected: Vec<ConfigError> = rows.iter().filter_map(reported).collect();
+    if errors != expected {
         super::broken(format_args!(
-            "{} rows reported, {expected_errors} expected: {rows:?}",
-            errors.len()
+            "{errors:?} reported, {expected:?} expected (in the rows' order): {rows:?}"
         ));
     }
     let mut reversed = rows.clone();
@@ -134,10 +134,16 @@ fn token(u: &mut Unstructured) -> Result<Verified> {
     if let Some(iat) = iat {
         claims.insert("iat".into(), Value::from(iat));
     }
-    let sub = claims
-        .get("sub")
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    // The verified subject, which revocation must read (not the claims' member): mostly the
+    // claims' `sub` as the verifier sets it, sometimes another.
+    let sub = if u.ratio(1, 8)? {
+        Some(u.choose(&VALUES)?.to_string())
+    } else {
+        claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
     Ok(Verified {
         claims: Value::Object(claims),
         issuer,
@@ -176,12 +182,14 @@ fn instant(row: &Value) -> Option<f64> {
         .filter(|f| f.is_finite())
 }
 
-/// Whether the extension reports the row: incomplete, or a subject without an instant.
-fn reported(row: &Value) -> bool {
+/// What the extension reports of the row: incomplete, or a subject without an instant.
+fn reported(row: &Value) -> Option<ConfigError> {
     match (kind(row), text(row, "issuer"), text(row, "value")) {
-        (Some(Kind::Subject), Some(_), Some(_)) => instant(row).is_none(),
-        (Some(_), Some(_), Some(_)) => false,
-        _ => true,
+        (Some(Kind::Subject), Some(_), Some(_)) => instant(row)
+            .is_none()
+            .then_some(ConfigError::RevocationWithoutInstant),
+        (Some(_), Some(_), Some(_)) => None,
+        _ => Some(ConfigError::IncompleteRevocation),
     }
 }
 
