@@ -374,7 +374,7 @@ CREATE FUNCTION oidc."_lint_calls"() RETURNS TABLE (
 	"schema_name" TEXT,  /* String */
 	"table_name" TEXT,  /* String */
 	"policy_name" TEXT,  /* String */
-	"severity" TEXT,  /* &str */
+	"severity" TEXT,  /* core::option::Option<&str> */
 	"problem" TEXT,  /* String */
 	"suggestion" TEXT  /* String */
 )
@@ -398,12 +398,17 @@ RETURNS TABLE (schema_name text, table_name text, policy_name text, severity tex
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $lint$
 WITH tables AS (
     SELECT c.oid, c.relname::text AS relname, n.nspname::text AS nspname, c.relkind,
-           c.relrowsecurity, c.relforcerowsecurity, c.relowner, c.reltuples, c.reloptions, n.oid AS nsp
+           c.relrowsecurity, c.relforcerowsecurity, c.relowner, c.reloptions, n.oid AS nsp,
+           -- Estimated rows; -1 unknown (never analyzed; a partitioned table: its leaves').
+           CASE WHEN c.relkind <> 'p' THEN c.reltuples
+                ELSE coalesce((SELECT CASE WHEN bool_or(l.reltuples < 0) THEN -1 ELSE sum(l.reltuples) END
+                                 FROM pg_partition_tree(c.oid) pt JOIN pg_class l ON l.oid = pt.relid
+                                WHERE pt.isleaf), -1) END AS estimate
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'oidc')
        AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
 ), policies AS (
-    SELECT t.nspname, t.relname, p.polname::text AS polname, p.polcmd, t.reltuples,
+    SELECT t.nspname, t.relname, p.polname::text AS polname, p.polcmd, t.estimate,
            coalesce(pg_get_expr(p.polqual, p.polrelid), '') || ' '
            || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '') AS expr,
            p.polwithcheck IS NULL AS no_check
@@ -411,7 +416,7 @@ WITH tables AS (
 )
 -- A claim call with no row argument, outside a scalar subquery, runs on every row.
 SELECT DISTINCT p.nspname, p.relname, p.polname,
-       CASE WHEN p.reltuples > 10000 THEN 'warning' ELSE 'info' END,
+       CASE WHEN p.estimate > 10000 OR p.estimate < 0 THEN 'warning' ELSE 'info' END,
        'a claim function is called on every row: ' || m[1],
        'wrap it in a scalar subquery, (select ' || m[1] || '), so that it runs once per statement'
   FROM policies p
@@ -419,8 +424,11 @@ SELECT DISTINCT p.nspname, p.relname, p.polname,
        '(?<!SELECT )(oidc\.(?:sub|uid|issuer|claims|scopes|roles)\(\)|oidc\.(?:claim|claim_text|has_scope|has_role)\(''[^'']*''::text\))',
        'g') AS m
 UNION ALL
-SELECT l.schema_name, l.table_name, l.policy_name, l.severity, l.problem, l.suggestion
+SELECT l.schema_name, l.table_name, l.policy_name,
+       coalesce(l.severity, CASE WHEN t.estimate > 10000 OR t.estimate < 0 THEN 'warning' ELSE 'info' END),
+       l.problem, l.suggestion
   FROM oidc._lint_calls() AS l
+  LEFT JOIN tables t ON t.nspname = l.schema_name AND t.relname = l.table_name
 UNION ALL
 SELECT 'oidc', 'rule_tests', NULL, 'warning', l.problem, l.suggestion
   FROM oidc._lint_rule_tests() AS l

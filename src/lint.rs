@@ -9,7 +9,7 @@
 
 use crate::cache;
 use crate::residual::helpers::helpers;
-use crate::residual::nodes::{const_text, list_nodes};
+use crate::residual::nodes::list_nodes;
 use oidc_authz_core::rules::lint::resource_attributes;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -23,12 +23,17 @@ RETURNS TABLE (schema_name text, table_name text, policy_name text, severity tex
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $lint$
 WITH tables AS (
     SELECT c.oid, c.relname::text AS relname, n.nspname::text AS nspname, c.relkind,
-           c.relrowsecurity, c.relforcerowsecurity, c.relowner, c.reltuples, c.reloptions, n.oid AS nsp
+           c.relrowsecurity, c.relforcerowsecurity, c.relowner, c.reloptions, n.oid AS nsp,
+           -- Estimated rows; -1 unknown (never analyzed; a partitioned table: its leaves').
+           CASE WHEN c.relkind <> 'p' THEN c.reltuples
+                ELSE coalesce((SELECT CASE WHEN bool_or(l.reltuples < 0) THEN -1 ELSE sum(l.reltuples) END
+                                 FROM pg_partition_tree(c.oid) pt JOIN pg_class l ON l.oid = pt.relid
+                                WHERE pt.isleaf), -1) END AS estimate
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'oidc')
        AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
 ), policies AS (
-    SELECT t.nspname, t.relname, p.polname::text AS polname, p.polcmd, t.reltuples,
+    SELECT t.nspname, t.relname, p.polname::text AS polname, p.polcmd, t.estimate,
            coalesce(pg_get_expr(p.polqual, p.polrelid), '') || ' '
            || coalesce(pg_get_expr(p.polwithcheck, p.polrelid), '') AS expr,
            p.polwithcheck IS NULL AS no_check
@@ -36,7 +41,7 @@ WITH tables AS (
 )
 -- A claim call with no row argument, outside a scalar subquery, runs on every row.
 SELECT DISTINCT p.nspname, p.relname, p.polname,
-       CASE WHEN p.reltuples > 10000 THEN 'warning' ELSE 'info' END,
+       CASE WHEN p.estimate > 10000 OR p.estimate < 0 THEN 'warning' ELSE 'info' END,
        'a claim function is called on every row: ' || m[1],
        'wrap it in a scalar subquery, (select ' || m[1] || '), so that it runs once per statement'
   FROM policies p
@@ -44,8 +49,11 @@ SELECT DISTINCT p.nspname, p.relname, p.polname,
        '(?<!SELECT )(oidc\.(?:sub|uid|issuer|claims|scopes|roles)\(\)|oidc\.(?:claim|claim_text|has_scope|has_role)\(''[^'']*''::text\))',
        'g') AS m
 UNION ALL
-SELECT l.schema_name, l.table_name, l.policy_name, l.severity, l.problem, l.suggestion
+SELECT l.schema_name, l.table_name, l.policy_name,
+       coalesce(l.severity, CASE WHEN t.estimate > 10000 OR t.estimate < 0 THEN 'warning' ELSE 'info' END),
+       l.problem, l.suggestion
   FROM oidc._lint_calls() AS l
+  LEFT JOIN tables t ON t.nspname = l.schema_name AND t.relname = l.table_name
 UNION ALL
 SELECT 'oidc', 'rule_tests', NULL, 'warning', l.problem, l.suggestion
   FROM oidc._lint_rule_tests() AS l
@@ -133,14 +141,14 @@ unsafe extern "C-unwind" fn find_calls(
             if walk.allow.contains(&f.funcid) {
                 let args = list_nodes(f.args);
                 if let (Some(action), Some(resource_type)) = (
-                    args.first().and_then(|a| const_text(*a)),
-                    args.get(1).and_then(|a| const_text(*a)),
+                    args.first().and_then(|a| stored_text(*a)),
+                    args.get(1).and_then(|a| stored_text(*a)),
                 ) {
                     let names: Vec<String> = args
                         .iter()
                         .skip(2)
                         .step_by(2)
-                        .filter_map(|a| const_text(*a))
+                        .filter_map(|a| stored_text(*a))
                         .collect();
                     let rewritable = !f.funcvariadic
                         && args.len() >= 4
@@ -157,6 +165,23 @@ unsafe extern "C-unwind" fn find_calls(
             }
         }
         pg_sys::expression_tree_walker(node, Some(find_calls), context)
+    }
+}
+
+/// A constant text argument as a policy stores it: a literal, perhaps under a binary
+/// coercion (`'owner'::varchar` passed as text), which the planner folds into the constant
+/// that `crate::residual` reads. (Expressions of constants, `'ow' || 'ner'`, are folded
+/// only when planned; folding them here could raise a policy's error in the lint.)
+///
+/// # Safety
+/// `n` is null or a node of a policy expression.
+unsafe fn stored_text(mut n: *mut pg_sys::Node) -> Option<String> {
+    // SAFETY: per the caller; a RelabelType's argument is an expression node.
+    unsafe {
+        while !n.is_null() && pgrx::is_a(n, pg_sys::NodeTag::T_RelabelType) {
+            n = (*(n as *mut pg_sys::RelabelType)).arg.cast();
+        }
+        crate::residual::nodes::const_text(n)
     }
 }
 
@@ -177,12 +202,12 @@ fn calls_in(tree: &str, allow: [pg_sys::Oid; 2]) -> Vec<Call> {
     walk.calls
 }
 
-/// A policy: schema, table, name, the table's estimated rows, and its USING and WITH CHECK
-/// trees.
-type PolicyRow = (String, String, String, f32, Option<String>, Option<String>);
+/// A policy: schema, table, name, and its USING and WITH CHECK trees.
+type PolicyRow = (String, String, String, Option<String>, Option<String>);
 
-/// A row of `oidc._lint_calls()`: schema, table, policy, severity, problem, suggestion.
-type LintRow = (String, String, String, &'static str, String, String);
+/// A row of `oidc._lint_calls()`: schema, table, policy, severity (`None`: by the table's
+/// size, which `oidc.lint()` knows), problem, suggestion.
+type LintRow = (String, String, String, Option<&'static str>, String, String);
 
 /// What a rule that errors on every row does: its effect, enforced or shadow.
 fn errors_on_every_row(rule: &oidc_authz_core::rules::Rule) -> &'static str {
@@ -199,6 +224,7 @@ fn errors_on_every_row(rule: &oidc_authz_core::rules::Rule) -> &'static str {
 /// Policies whose `oidc.allow()` calls never pass an attribute a matching rule reads, and
 /// those whose calls shadow rules match (the planner support function leaves such a call to
 /// be decided per row: `crate::residual`).
+#[allow(clippy::type_complexity)] // (the columns' names are part of the type)
 #[pg_extern(stable, parallel_safe, name = "_lint_calls")]
 fn lint_calls() -> TableIterator<
     'static,
@@ -206,7 +232,7 @@ fn lint_calls() -> TableIterator<
         name!(schema_name, String),
         name!(table_name, String),
         name!(policy_name, String),
-        name!(severity, &'static str),
+        name!(severity, Option<&'static str>),
         name!(problem, String),
         name!(suggestion, String),
     ),
@@ -219,7 +245,7 @@ fn lint_calls() -> TableIterator<
     let policies: Vec<PolicyRow> = Spi::connect(|client| {
         let rows = client.select(
             "select n.nspname::pg_catalog.text, c.relname::pg_catalog.text, p.polname::pg_catalog.text, \
-             c.reltuples, p.polqual::pg_catalog.text, p.polwithcheck::pg_catalog.text \
+             p.polqual::pg_catalog.text, p.polwithcheck::pg_catalog.text \
              from pg_catalog.pg_policy p join pg_catalog.pg_class c on c.oid operator(pg_catalog.=) p.polrelid \
              join pg_catalog.pg_namespace n on n.oid operator(pg_catalog.=) c.relnamespace \
              order by 1, 2, 3",
@@ -232,15 +258,14 @@ fn lint_calls() -> TableIterator<
                 row.get::<String>(1)?.unwrap_or_default(),
                 row.get::<String>(2)?.unwrap_or_default(),
                 row.get::<String>(3)?.unwrap_or_default(),
-                row.get::<f32>(4)?.unwrap_or_default(),
+                row.get::<String>(4)?,
                 row.get::<String>(5)?,
-                row.get::<String>(6)?,
             ));
         }
         Ok::<_, pgrx::spi::SpiError>(v)
     })
     .unwrap_or_default();
-    for (schema, table, policy, reltuples, qual, check) in policies {
+    for (schema, table, policy, qual, check) in policies {
         for (i_tree, tree) in [qual, check].into_iter().enumerate() {
             let Some(tree) = tree else { continue };
             // (only a USING expression filters what a scan reads; WITH CHECK tests each row
@@ -250,7 +275,7 @@ fn lint_calls() -> TableIterator<
                 let mut found = Vec::new();
                 if call.variadic {
                     found.push((
-                        "warning",
+                        Some("warning"),
                         format!(
                             "oidc.allow('{}', '{}', …) is called with a VARIADIC array, which it refuses: every statement that evaluates it errors",
                             call.action, call.resource_type
@@ -279,7 +304,7 @@ fn lint_calls() -> TableIterator<
                         .filter(|a| !call.names.contains(a) && !attrs.tested.contains(*a))
                     {
                         found.push((
-                            "warning",
+                            Some("warning"),
                             format!(
                                 "{}rule `{}` ({}) reads resource.{missing}, which oidc.allow('{}', '{}', …) does not pass: it errors on every row ({})",
                                 if rule.shadow { "shadow " } else { "" },
@@ -297,7 +322,7 @@ fn lint_calls() -> TableIterator<
                 // is decided per row anyway (and a small table is read whole anyway).
                 for i in matching.shadows().filter(|_| filters && call.rewritable) {
                     found.push((
-                        if reltuples > 10_000.0 { "warning" } else { "info" },
+                        None, // (a warning on a large table, or one of unknown size)
                         format!(
                             "shadow rule `{}` matches oidc.allow('{}', '{}', …): while it does, the call is decided row by row, never turned into a condition an index can serve",
                             rules.rule(i).name,
@@ -352,10 +377,22 @@ fn lint_rule_tests() -> TableIterator<'static, (name!(problem, String), name!(su
                 if clock.len() == 1 { "s" } else { "" },
             ),
             format!(
-                "give it a fixed time, UPDATE oidc.rule_tests SET at = '<when>' WHERE name = '{}', and a test on each side of the rule's boundary",
-                test.name.replace('\'', "''")
+                "give it a fixed time, UPDATE oidc.rule_tests SET at = '<when>' WHERE name = {}, and a test on each side of the rule's boundary",
+                quote_literal(&test.name)
             ),
         ));
     }
     TableIterator::new(out)
+}
+
+/// `s` as an SQL literal that reads back as `s` whatever `standard_conforming_strings` is,
+/// as PostgreSQL's `quote_literal()` makes it: quotes and backslashes doubled, `E` before
+/// one holding a backslash.
+fn quote_literal(s: &str) -> String {
+    let body = s.replace('\\', "\\\\").replace('\'', "''");
+    if s.contains('\\') {
+        format!("E'{body}'")
+    } else {
+        format!("'{body}'")
+    }
 }

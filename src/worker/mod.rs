@@ -176,6 +176,12 @@ pub fn refresh_and_wait(issuer: &str) -> bool {
     let (pid, round) = {
         let mut s = SHARED.exclusive();
         let Some(w) = s.live(db) else {
+            // None serves this database (one left during a pause, or no worker slot was
+            // free): the launcher is asked for one, as `wake` does.
+            s.want(db);
+            let launcher = s.launcher;
+            drop(s);
+            set_latch(launcher);
             return false;
         };
         // A request made while a round runs is served by the next one.
@@ -289,6 +295,13 @@ fn register_worker(db: u32) -> bool {
     // stay. Checked under the lock the pause is taken with: either the command sees this
     // worker registered and stops it, or this worker sees the pause and leaves.
     if dropdb::paused(&s, db, now_secs()) {
+        // Asked for again, under the lock the refusal is decided with: the launcher defers
+        // the database while the pause lasts and probes it once it ends, even when the
+        // pause ended before the launcher saw this worker leave.
+        s.want(db);
+        let launcher = s.launcher;
+        drop(s);
+        set_latch(launcher);
         return false;
     }
     let slot = s
@@ -402,8 +415,8 @@ pub extern "C-unwind" fn oidc_launcher_main(_arg: pg_sys::Datum) {
             } else if !stopped(&w) {
                 probe = Some((db, w)); // still starting
             } else if dropdb::paused(&SHARED.share(), db, now_secs()) && !deferred.contains(&db) {
-                // It saw a pause when it registered and left: served again once the pause
-                // ends, without relying on the pausing backend's request reaching `wanted`.
+                // It saw a pause when it registered and left (and asked for its database
+                // again, `register_worker`): served again once the pause ends.
                 deferred.push(db);
             }
         }

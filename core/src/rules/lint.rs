@@ -29,14 +29,21 @@ pub fn resource_attributes(program: &Program) -> Attributes {
 /// holds it). A rule test without `at` is decided at the time it runs, so its outcome can
 /// change by itself when a matching rule reads the clock.
 pub fn reads_clock(program: &Program) -> bool {
+    use super::ast::{Builtin, Op};
+    use super::value::Val;
     fn visit(node: &Node) -> bool {
+        let is_context = |n: &Node| matches!(n, Node::Context);
         match node {
-            Node::Select(inner, field) | Node::Has(inner, field)
-                if matches!(**inner, Node::Context) =>
-            {
-                // (`has(context.time)` is always true: it reads no time)
-                matches!(node, Node::Select(..)) && &**field == "time"
+            // (`has(context.time)` is always true: it reads no time)
+            Node::Has(inner, _) if is_context(inner) => false,
+            Node::Select(inner, field) if is_context(inner) => &**field == "time",
+            // (a computed key may be "time")
+            Node::Op(Op::Index, inner, key) if is_context(inner) => {
+                !matches!(&**key, Node::Const(Val::Str(k)) if &**k != "time")
             }
+            // Its keys and its size are fixed: no time is read.
+            Node::Op(Op::In, key, inner) if is_context(inner) => visit(key),
+            Node::Call(Builtin::Size, args) if args.len() == 1 && is_context(&args[0]) => false,
             Node::Context => true,
             other => other.children().into_iter().any(visit),
         }
@@ -88,7 +95,16 @@ mod tests {
             ),
             ("resource.until < context.time", true),
             ("context['time'] > timestamp('2024-01-01T00:00:00Z')", true),
-            ("size(context) > 1", true),
+            ("context[claims.key] == 'x'", true),
+            (
+                "dyn(context).time > timestamp('2024-01-01T00:00:00Z')",
+                true,
+            ),
+            ("[context].exists(c, c.time.getHours() > 1)", true),
+            (
+                "context['method'] == 'POST' && 'path' in context && size(context) > 1",
+                false,
+            ),
             (
                 "context.method == 'GET' || context.path.startsWith('/x')",
                 false,

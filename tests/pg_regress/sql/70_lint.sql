@@ -48,6 +48,7 @@ alter table notes force row level security;
 create policy write_notes on notes for update
     using (oidc.allow('write', 'note', 'owner', owner) and oidc.allow('write', 'note', 'owner', owner))
     with check (oidc.allow('write', 'note', 'owner', owner));
+analyze notes;  -- known to be small: info
 create table checked_notes (id int, owner text);
 alter table checked_notes enable row level security;
 alter table checked_notes force row level security;
@@ -62,12 +63,24 @@ alter table big_notes enable row level security;
 alter table big_notes force row level security;
 create policy write_big on big_notes for update
     using (oidc.allow('write', 'note', 'owner', owner, 'team', team));
+-- A partitioned table's size is its partitions': unknown (a warning) until each is analyzed.
+create table parted (id int, owner text) partition by list (id);
+create table parted_1 partition of parted for values in (1);
+create table parted_2 partition of parted for values in (2);
+alter table parted enable row level security;
+alter table parted force row level security;
+create policy read_parted on parted for select using (owner = oidc.sub());
+select severity from oidc.lint() where table_name = 'parted';
+analyze parted_1, parted_2;
+select severity from oidc.lint() where table_name = 'parted';
+drop table parted;
+
 -- A gated rule test without `at` that a rule decides by the clock; one pinned, one not
 -- gated, and one of another action are fine.
 insert into oidc.rules (name, effect, actions, resource_type, condition) values
 ('office-hours', 'forbid', '{delete}', 'doc', 'context.time.getHours() < 0');
 insert into oidc.rule_tests (name, claims, action, resource_type, expect, gate, at) values
-('nobody deletes', '{"sub": "a"}', 'delete', 'doc', 'deny', true, null),
+('nobody''s \ deleting', '{"sub": "a"}', 'delete', 'doc', 'deny', true, null),
 ('nobody deletes at noon', '{"sub": "a"}', 'delete', 'doc', 'deny', true, '2024-01-01 12:00+00'),
 ('not gated', '{"sub": "a"}', 'delete', 'doc', 'deny', false, null),
 ('bob reads nothing', '{"sub": "bob"}', 'read', 'doc', 'deny', true, null);
