@@ -175,37 +175,46 @@ pub fn refresh_and_wait(issuer: &str) -> bool {
     let cooldown = settings::refresh_cooldown().as_secs() as i64;
     let (pid, round) = {
         let mut s = SHARED.exclusive();
-        let Some(w) = s.live(db) else {
-            // None serves this database (one left during a pause, or no worker slot was
-            // free): the launcher is asked for one, as `wake` does.
-            s.want(db);
-            let launcher = s.launcher;
-            drop(s);
-            set_latch(launcher);
-            return false;
-        };
-        // A request made while a round runs is served by the next one.
-        let next_round = if w.busy { w.rounds + 1 } else { w.rounds };
         let pending = s
             .requests
             .iter()
             .position(|r| r.db == db && r.issuer == hash && r.at > now - cooldown);
+        let record = |s: &mut Shared, round: u64| {
+            let slot = s
+                .requests
+                .iter()
+                .position(|r| r.db == 0 || r.at <= now - cooldown)
+                .unwrap_or(0);
+            s.requests[slot] = Request {
+                db,
+                issuer: hash,
+                at: now,
+                round,
+            };
+        };
+        let Some(w) = s.live(db) else {
+            // None serves this database (one left during a pause, or no worker slot was
+            // free): the launcher is asked for one, as `wake` does, once per cooldown (a
+            // token's unknown `kid` is the client's choice). The new worker's first round
+            // fetches every issuer's keys.
+            if pending.is_none() {
+                let round = current_round(&s, db);
+                record(&mut s, round);
+                s.want(db);
+                let launcher = s.launcher;
+                drop(s);
+                set_latch(launcher);
+            }
+            return false;
+        };
+        // A request made while a round runs is served by the next one.
+        let next_round = if w.busy { w.rounds + 1 } else { w.rounds };
         match pending {
             // Asked recently: wait for that round if it is still running, else refuse.
             Some(i) if s.requests[i].round < w.rounds => return false,
             Some(i) => (w.pid, s.requests[i].round),
             None => {
-                let slot = s
-                    .requests
-                    .iter()
-                    .position(|r| r.db == 0 || r.at <= now - cooldown)
-                    .unwrap_or(0);
-                s.requests[slot] = Request {
-                    db,
-                    issuer: hash,
-                    at: now,
-                    round: next_round,
-                };
+                record(&mut s, next_round);
                 (w.pid, next_round)
             }
         }
