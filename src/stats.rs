@@ -223,6 +223,14 @@ pub fn snapshot() -> (Vec<(Key, u64)>, u64, bool, pg_sys::TimestampTz) {
     }
 }
 
+/// Forgets the counters of database `db`, dropped: their slots are free again (the cluster's
+/// table; nothing without preloading, where each backend's table is its own database's).
+pub fn forget_database(db: u32) {
+    if PRELOADED.load(Ordering::Relaxed) {
+        SHARED.exclusive().table.remove_database(db);
+    }
+}
+
 /// Zeroes the counters of this database (`all`: every counter, and `since` moves), in the
 /// cluster's table when preloaded, else in this backend's; this backend's pending counts
 /// of those too.

@@ -308,6 +308,27 @@ impl<const N: usize> Table<N> {
             .for_each(|s| s.value = 0);
     }
 
+    /// Removes the counters of database `db` (a dropped database): their slots are free
+    /// for new keys. The others keep their counts; `dropped` stays.
+    pub fn remove_database(&mut self, db: u32) {
+        if !self
+            .slots
+            .iter()
+            .any(|s| s.counter != 0 && s.database == db)
+        {
+            return;
+        }
+        // Open addressing: the rest are placed again, as if added afresh (all fit: fewer
+        // than were there).
+        let kept: Vec<(Key, u64)> = self.iter().filter(|(k, _)| k.database != db).collect();
+        let dropped = self.dropped;
+        self.reset();
+        for (key, n) in &kept {
+            self.add(key, *n);
+        }
+        self.dropped = dropped;
+    }
+
     /// Whether new keys would soon be dropped: time to move the counts on.
     pub fn nearly_full(&self) -> bool {
         self.used * 4 >= N * 3
@@ -340,6 +361,45 @@ mod tests {
         table.add(&a, 1);
         assert_eq!(table.iter().find(|(k, _)| *k == a).map(|(_, n)| n), Some(1));
         assert_eq!(table.iter().count(), 3, "the key kept its slot");
+    }
+
+    #[test]
+    fn a_dropped_databases_counters_free_their_slots() {
+        let mut table = Table::<64>::default();
+        // Full for new keys (7/8 of the slots): 28 of database 7, 28 of others.
+        for i in 0..56u32 {
+            let db = if i % 2 == 0 { 7 } else { 100 + i };
+            table.add(
+                &Key::new(Counter::Decisions, db, &format!("r{i}"), 0),
+                u64::from(i) + 1,
+            );
+        }
+        let late = Key::new(Counter::Decisions, 9, "late", 0);
+        table.add(&late, 3);
+        assert_eq!(table.dropped, 3, "full");
+        let before: HashMap<Key, u64> = table.iter().collect();
+        table.remove_database(7);
+        let after: HashMap<Key, u64> = table.iter().collect();
+        let expected: HashMap<Key, u64> = before
+            .into_iter()
+            .filter(|(k, _)| k.database != 7)
+            .collect();
+        assert_eq!(after, expected, "the others keep their counts");
+        assert_eq!((after.len(), table.dropped), (28, 3));
+        for i in 0..20 {
+            table.add(&Key::new(Counter::Decisions, 9, &format!("new{i}"), 0), 1);
+        }
+        assert_eq!(table.iter().count(), 48, "the freed slots take new keys");
+        assert_eq!(table.dropped, 3);
+        table.add(&Key::new(Counter::Decisions, 101, "r1", 0), 1);
+        assert_eq!(
+            table
+                .iter()
+                .find(|(k, _)| k.database == 101)
+                .map(|(_, n)| n),
+            Some(3),
+            "a kept key is found where it was placed again"
+        );
     }
 
     #[test]

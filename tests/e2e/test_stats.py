@@ -169,3 +169,19 @@ def test_other_databases_counters_are_for_monitoring_and_superusers(two_database
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             admin.execute("select oidc.stats_reset(all_databases => true)")
     assert superuser.execute(elsewhere).fetchone()[0] == 1
+
+
+def test_a_dropped_databases_counters_are_forgotten(two_databases, superuser):
+    """Their slots are freed with the database (shown by number until then): a cluster that
+    creates and drops a database per test run would otherwise fill the table."""
+    oid = superuser.execute("select oid::text from pg_database where datname = %s", (OTHER,)).fetchone()[0]
+    by_name = f"select count(*) from oidc.stats() where labels ->> 'database' = '{OTHER}'"
+    assert superuser.execute(by_name).fetchone()[0] >= 1
+    here = "select count(*) from oidc.stats() where labels ->> 'database' = current_database()"
+    kept = superuser.execute(here).fetchone()[0]
+    with connect("postgres") as admin:
+        admin.execute(f"drop database {OTHER} with (force)")
+    gone = superuser.execute("select count(*) from oidc.stats() where labels ->> 'database' = %s",
+                             (oid,)).fetchone()[0]
+    assert gone == 0
+    assert superuser.execute(here).fetchone()[0] >= kept, "this database's counters stay"
