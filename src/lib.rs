@@ -69,7 +69,7 @@ unsafe extern "C-unwind" fn at_transaction_end(
         rule_tests::at_transaction_end();
         settings::at_transaction_end();
         worker::at_transaction_end(matches!(event, XACT_EVENT_COMMIT));
-        stats::at_transaction_end();
+        stats::at_transaction_end(matches!(event, XACT_EVENT_COMMIT));
     }
 }
 

@@ -62,6 +62,8 @@ thread_local! {
     static LAST_RULES: RefCell<Option<Rc<RuleSet>>> = const { RefCell::new(None) };
     static PENDING: RefCell<Option<Box<Table<PENDING_SLOTS>>>> = const { RefCell::new(None) };
     static LOCAL: RefCell<Option<Local>> = const { RefCell::new(None) };
+    /// Databases this transaction drops (`object_access`).
+    static DROPPED: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// From `_PG_init`: the shared table, when preloading.
@@ -72,6 +74,34 @@ pub fn init() {
     }
     pg_shmem_init!(SHARED);
     PRELOADED.store(true, Ordering::Relaxed);
+    // SAFETY: _PG_init runs once per process, before any query: no concurrent access.
+    unsafe {
+        PREVIOUS_OBJECT_ACCESS = pg_sys::object_access_hook;
+        pg_sys::object_access_hook = Some(object_access);
+    }
+}
+
+static mut PREVIOUS_OBJECT_ACCESS: pg_sys::object_access_hook_type = None;
+
+/// Notes a database that `DROP DATABASE` drops (by the oid `dropdb` locked, whatever name
+/// the command gave): its counters are forgotten when the transaction commits.
+#[pg_guard]
+unsafe extern "C-unwind" fn object_access(
+    access: pg_sys::ObjectAccessType::Type,
+    class: pg_sys::Oid,
+    object: pg_sys::Oid,
+    sub: std::ffi::c_int,
+    arg: *mut std::ffi::c_void,
+) {
+    // SAFETY: the previous hook, with the arguments as given.
+    unsafe {
+        if let Some(previous) = PREVIOUS_OBJECT_ACCESS {
+            previous(access, class, object, sub, arg);
+        }
+    }
+    if access == pg_sys::ObjectAccessType::OAT_DROP && class == pg_sys::DatabaseRelationId {
+        DROPPED.with_borrow_mut(|d| d.push(object.to_u32()));
+    }
 }
 
 fn database() -> u32 {
@@ -189,11 +219,17 @@ fn local(l: &mut Option<Local>) -> &mut Local {
     })
 }
 
-/// At the end of every transaction (also aborted, prepared, or a parallel worker's).
-pub fn at_transaction_end() {
+/// At the end of every transaction (also aborted, prepared, or a parallel worker's);
+/// `committed`: a top-level commit, which makes the databases it dropped gone.
+pub fn at_transaction_end(committed: bool) {
     settle_last();
     LAST_RULES.with_borrow_mut(|r| *r = None);
     move_pending();
+    for db in DROPPED.take() {
+        if committed {
+            forget_database(db);
+        }
+    }
 }
 
 /// Every counter, whether cluster-wide, and since when.
@@ -225,9 +261,11 @@ pub fn snapshot() -> (Vec<(Key, u64)>, u64, bool, pg_sys::TimestampTz) {
 
 /// Forgets the counters of database `db`, dropped: their slots are free again (the cluster's
 /// table; nothing without preloading, where each backend's table is its own database's).
-pub fn forget_database(db: u32) {
+fn forget_database(db: u32) {
     if PRELOADED.load(Ordering::Relaxed) {
-        SHARED.exclusive().table.remove_database(db);
+        // (allocated before the lock is taken)
+        let mut scratch = Vec::with_capacity(SHARED_SLOTS);
+        SHARED.exclusive().table.remove_database(db, &mut scratch);
     }
 }
 

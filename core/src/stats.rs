@@ -309,8 +309,10 @@ impl<const N: usize> Table<N> {
     }
 
     /// Removes the counters of database `db` (a dropped database): their slots are free
-    /// for new keys. The others keep their counts; `dropped` stays.
-    pub fn remove_database(&mut self, db: u32) {
+    /// for new keys. The others keep their counts; `dropped` stays. `scratch` holds the
+    /// others meanwhile (give it a capacity of `N` and nothing is allocated here: a shared
+    /// table is changed under a lock).
+    pub fn remove_database(&mut self, db: u32, scratch: &mut Vec<(Key, u64)>) {
         if !self
             .slots
             .iter()
@@ -320,13 +322,15 @@ impl<const N: usize> Table<N> {
         }
         // Open addressing: the rest are placed again, as if added afresh (all fit: fewer
         // than were there).
-        let kept: Vec<(Key, u64)> = self.iter().filter(|(k, _)| k.database != db).collect();
+        scratch.clear();
+        scratch.extend(self.iter().filter(|(k, _)| k.database != db));
         let dropped = self.dropped;
         self.reset();
-        for (key, n) in &kept {
+        for (key, n) in scratch.iter() {
             self.add(key, *n);
         }
         self.dropped = dropped;
+        scratch.clear();
     }
 
     /// Whether new keys would soon be dropped: time to move the counts on.
@@ -378,7 +382,7 @@ mod tests {
         table.add(&late, 3);
         assert_eq!(table.dropped, 3, "full");
         let before: HashMap<Key, u64> = table.iter().collect();
-        table.remove_database(7);
+        table.remove_database(7, &mut Vec::new());
         let after: HashMap<Key, u64> = table.iter().collect();
         let expected: HashMap<Key, u64> = before
             .into_iter()

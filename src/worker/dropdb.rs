@@ -91,7 +91,7 @@ unsafe extern "C-unwind" fn process_utility(
     qc: *mut pg_sys::QueryCompletion,
 ) {
     // SAFETY: the planner's statement, valid for the call.
-    let dropping = unsafe { before_utility((*pstmt).utilityStmt, context) };
+    unsafe { before_utility((*pstmt).utilityStmt, context) };
     // SAFETY: the previous hook or the standard function, with the arguments as given.
     unsafe {
         match PREVIOUS {
@@ -117,45 +117,26 @@ unsafe extern "C-unwind" fn process_utility(
             ),
         }
     }
-    // (reached only when the command succeeded)
-    if dropping != pg_sys::InvalidOid {
-        after_drop(dropping);
-    }
 }
 
-/// After `DROP DATABASE` of `db`: its statistics counters are forgotten, their slots free
-/// (a cluster that creates and drops databases, one per test run say, would fill the table).
-#[pg_guard]
-extern "C-unwind" fn after_drop(db: pg_sys::Oid) {
-    crate::stats::forget_database(db.to_u32());
-}
-
-/// Stops the keys worker of the database the command needs to itself; returns the database
-/// when the command drops it (else `InvalidOid`).
 #[pg_guard]
 unsafe extern "C-unwind" fn before_utility(
     stmt: *mut pg_sys::Node,
     context: pg_sys::ProcessUtilityContext::Type,
-) -> pg_sys::Oid {
+) {
     if !PRELOADED.load(Ordering::Relaxed)
         || context != pg_sys::ProcessUtilityContext::PROCESS_UTILITY_TOPLEVEL
         // SAFETY: a plain read of the transaction state.
         || unsafe { pg_sys::IsTransactionBlock() }
     {
-        return pg_sys::InvalidOid;
+        return;
     }
     // SAFETY: per the caller: the statement's parse node, or null.
     let Some(command) = (unsafe { exclusive_database(stmt) }) else {
-        return pg_sys::InvalidOid;
+        return;
     };
-    let Some(db) = may_run(&command) else {
-        return pg_sys::InvalidOid;
-    };
-    stop_worker_of(db);
-    if matches!(command.check, Check::Drop) {
-        db
-    } else {
-        pg_sys::InvalidOid
+    if let Some(db) = may_run(&command) {
+        stop_worker_of(db);
     }
 }
 

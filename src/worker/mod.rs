@@ -179,27 +179,32 @@ pub fn refresh_and_wait(issuer: &str) -> bool {
             .requests
             .iter()
             .position(|r| r.db == db && r.issuer == hash && r.at > now - cooldown);
+        // False when every slot holds a request of the cooldown: the refresh is then refused
+        // (it serves later), so that requests never come faster than one per slot and
+        // cooldown, whatever issuers and databases the tokens name.
         let record = |s: &mut Shared, round: u64| {
-            let slot = s
+            let Some(slot) = s
                 .requests
                 .iter()
                 .position(|r| r.db == 0 || r.at <= now - cooldown)
-                .unwrap_or(0);
+            else {
+                return false;
+            };
             s.requests[slot] = Request {
                 db,
                 issuer: hash,
                 at: now,
                 round,
             };
+            true
         };
         let Some(w) = s.live(db) else {
             // None serves this database (one left during a pause, or no worker slot was
             // free): the launcher is asked for one, as `wake` does, once per cooldown (a
             // token's unknown `kid` is the client's choice). The new worker's first round
-            // fetches every issuer's keys.
-            if pending.is_none() {
-                let round = current_round(&s, db);
-                record(&mut s, round);
+            // serves the request (`register_worker`).
+            let round = current_round(&s, db);
+            if pending.is_none() && record(&mut s, round) {
                 s.want(db);
                 let launcher = s.launcher;
                 drop(s);
@@ -213,10 +218,8 @@ pub fn refresh_and_wait(issuer: &str) -> bool {
             // Asked recently: wait for that round if it is still running, else refuse.
             Some(i) if s.requests[i].round < w.rounds => return false,
             Some(i) => (w.pid, s.requests[i].round),
-            None => {
-                record(&mut s, next_round);
-                (w.pid, next_round)
-            }
+            None if record(&mut s, next_round) => (w.pid, next_round),
+            None => return false,
         }
     };
     set_latch(pid);
@@ -321,6 +324,11 @@ fn register_worker(db: u32) -> bool {
     match slot {
         Some(i) => {
             let rounds = s.workers[i].rounds;
+            // Requests made while none served this database were counted in another
+            // slot's rounds, perhaps: this worker's first round serves them.
+            for r in s.requests.iter_mut().filter(|r| r.db == db) {
+                r.round = rounds;
+            }
             s.workers[i] = Worker {
                 db,
                 pid,
@@ -377,6 +385,7 @@ pub extern "C-unwind" fn oidc_launcher_main(_arg: pg_sys::Datum) {
     let mut last_scan: Option<Instant> = None;
     // Databases whose worker a command stopped (`dropdb`), until it ends.
     let mut deferred: Vec<u32> = Vec::new();
+    let mut last_warning: Option<Instant> = None;
     loop {
         if BackgroundWorker::sighup_received() {
             // SAFETY: the standard reload, between units of work.
@@ -443,9 +452,15 @@ pub extern "C-unwind" fn oidc_launcher_main(_arg: pg_sys::Datum) {
             match start_keys_worker(db) {
                 Some(w) => probe = Some((db, w)),
                 None => {
-                    pgrx::warning!(
-                        "pg_oidc_authz: no background worker slot for the keys of database {db} (raise max_worker_processes)"
-                    );
+                    // Tried again at the next wake (every ten seconds at least); said once a
+                    // minute at most.
+                    queue.push_front(db);
+                    if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                        last_warning = Some(Instant::now());
+                        pgrx::warning!(
+                            "pg_oidc_authz: no background worker slot for the keys of database {db} (raise max_worker_processes)"
+                        );
+                    }
                     break;
                 }
             }
