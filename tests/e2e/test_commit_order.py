@@ -22,6 +22,11 @@ DECISION = "select oidc.allow('read', 'doc', 'owner', 'alice')"
 FORBID = "insert into oidc.rules (name, effect, actions, resource_type) values ('e2e-stop', 'forbid', '{*}', '*')"
 
 
+@pytest.fixture(autouse=True)
+def _counted(rules_not_vacuumed):
+    """Every test here counts reloads as reads of oidc.rules."""
+
+
 def rule_reads(superuser: psycopg.Connection) -> int:
     superuser.execute("select pg_stat_force_next_flush()")  # its own scans, reported now
     superuser.execute("select pg_stat_clear_snapshot()")
