@@ -146,17 +146,23 @@ pub fn wake() {
     }
     // SAFETY: a plain read of the backend's database.
     let db = unsafe { pg_sys::MyDatabaseId }.to_u32();
-    let pid = {
-        let mut s = SHARED.exclusive();
-        match s.live(db) {
-            Some(w) => w.pid,
-            None => {
-                s.want(db);
-                s.launcher
-            }
+    let s = SHARED.exclusive();
+    match s.live(db) {
+        Some(w) => {
+            drop(s);
+            set_latch(w.pid);
         }
-    };
-    set_latch(pid);
+        None => ask_launcher(s, db),
+    }
+}
+
+/// Asks the launcher to start a keys worker for `db` (`Shared::want`) and wakes it, once the
+/// lock is released.
+fn ask_launcher(mut s: pgrx::lwlock::PgLwLockExclusiveGuard<'_, Shared>, db: u32) {
+    s.want(db);
+    let launcher = s.launcher;
+    drop(s);
+    set_latch(launcher);
 }
 
 /// Asks this database's keys worker to refresh `issuer` now, at most once per
@@ -205,10 +211,7 @@ pub fn refresh_and_wait(issuer: &str) -> bool {
             // serves the request (`register_worker`).
             let round = current_round(&s, db);
             if pending.is_none() && record(&mut s, round) {
-                s.want(db);
-                let launcher = s.launcher;
-                drop(s);
-                set_latch(launcher);
+                ask_launcher(s, db);
             }
             return false;
         };
@@ -310,10 +313,7 @@ fn register_worker(db: u32) -> bool {
         // Asked for again, under the lock the refusal is decided with: the launcher defers
         // the database while the pause lasts and probes it once it ends, even when the
         // pause ended before the launcher saw this worker leave.
-        s.want(db);
-        let launcher = s.launcher;
-        drop(s);
-        set_latch(launcher);
+        ask_launcher(s, db);
         return false;
     }
     let slot = s
